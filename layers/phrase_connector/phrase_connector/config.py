@@ -1,0 +1,90 @@
+"""Connector settings read from the Lambda environment (set by template.yaml or the local runtime)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from phrase_connector.locales import parse_locale_list
+
+
+class ConfigurationError(ValueError):
+    """A required environment variable is missing or has an invalid value."""
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(
+            f"Environment variable {name} is missing or empty: set it in template.yaml "
+            "(Globals.Function.Environment) or in the local runtime's settings."
+        )
+    return value
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"Environment variable {name}={raw!r} is not an integer.") from None
+    if value < minimum:
+        raise ConfigurationError(f"Environment variable {name}={value} must be at least {minimum}.")
+    return value
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """Names of the stack's resources and the localization defaults of one deployment."""
+
+    flow_table: str
+    event_table: str
+    source_bucket: str
+    target_bucket: str
+    event_queue_url: str
+    phrase_api_token_secret: str
+    webhook_token_secret: str
+    callback_secret: str
+    template_uid: str
+    callback_base_url: str = ""
+    state_machine_arn: str = ""
+    event_bus_name: str = "default"
+    source_locale: str = "en"
+    target_locales: tuple[str, ...] = ()
+    plugin_instance_id: str = "phrase-connector"
+    project_name_prefix: str = "phrase-connector"
+    # Polling fallback: the Await timeout grows from min to max while nothing changes.
+    poll_min_seconds: int = 60
+    poll_max_seconds: int = 3600
+    export_poll_seconds: int = 10
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectorSettings:
+        """Read the settings, raising ConfigurationError that names the variable to fix."""
+        env = os.environ if environ is None else environ
+        locales = env.get("TARGET_LOCALES", "").strip()
+        return cls(
+            flow_table=_require(env, "FLOW_TABLE"),
+            event_table=_require(env, "EVENT_TABLE"),
+            source_bucket=_require(env, "SOURCE_BUCKET"),
+            target_bucket=_require(env, "TARGET_BUCKET"),
+            event_queue_url=_require(env, "EVENT_QUEUE_URL"),
+            phrase_api_token_secret=_require(env, "PHRASE_API_TOKEN_SECRET"),
+            webhook_token_secret=_require(env, "WEBHOOK_TOKEN_SECRET"),
+            callback_secret=_require(env, "CALLBACK_SECRET"),
+            template_uid=_require(env, "PHRASE_TEMPLATE_UID"),
+            callback_base_url=env.get("CALLBACK_BASE_URL", "").strip().rstrip("/"),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip(),
+            event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
+            source_locale=env.get("SOURCE_LOCALE", "").strip() or "en",
+            target_locales=tuple(parse_locale_list(locales, variable="TARGET_LOCALES")) if locales else (),
+            plugin_instance_id=env.get("PLUGIN_INSTANCE_ID", "").strip() or "phrase-connector",
+            project_name_prefix=env.get("PROJECT_NAME_PREFIX", "").strip() or "phrase-connector",
+            poll_min_seconds=_int(env, "POLL_MIN_SECONDS", 60, minimum=1),
+            poll_max_seconds=_int(env, "POLL_MAX_SECONDS", 3600, minimum=1),
+            export_poll_seconds=_int(env, "EXPORT_POLL_SECONDS", 10, minimum=1),
+        )

@@ -1,0 +1,74 @@
+"""Event log: webhooks and callbacks stored once, before they are acknowledged.
+
+Each item is keyed by `eventKey` (Phrase's `eventUid` for webhooks, `callback:<asyncRequestId>` for
+callbacks). The conditional put makes a redelivery a no-op; `state` records whether the event was
+handed to the queue, so a redelivery of an event whose enqueue failed is enqueued again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from phrase_connector import aws
+from phrase_connector.store import deserialize, serialize
+
+RETENTION_SECONDS = 14 * 24 * 3600  # Phrase keeps webhook call history for 14 days
+
+
+class EventLog:
+    """Conditional writes and reads of received events."""
+
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self.table_name = table_name
+        self._dynamodb = dynamodb
+
+    @property
+    def dynamodb(self) -> Any:
+        if self._dynamodb is None:
+            self._dynamodb = aws.client("dynamodb")
+        return self._dynamodb
+
+    def record(self, event_key: str, kind: str, body: str, **attributes: Any) -> dict[str, Any] | None:
+        """Store a new event; return None when it is new, else the stored item (a duplicate)."""
+        now = time.time()
+        item = {
+            "eventKey": event_key,
+            "kind": kind,
+            "body": body,
+            "state": "RECEIVED",
+            "receivedAt": now,
+            "expiresAt": int(now + RETENTION_SECONDS),
+            **attributes,
+        }
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(eventKey)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old = exc.response.get("Item")
+            return deserialize(old) if old else self.get(event_key) or {}
+
+    def mark(self, event_key: str, state: str) -> None:
+        self.dynamodb.update_item(
+            TableName=self.table_name,
+            Key=serialize({"eventKey": event_key}),
+            UpdateExpression="SET #state = :state, updatedAt = :now",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=serialize({":state": state, ":now": time.time()}),
+        )
+
+    def get(self, event_key: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(
+            TableName=self.table_name, Key=serialize({"eventKey": event_key}), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return deserialize(item) if item else None

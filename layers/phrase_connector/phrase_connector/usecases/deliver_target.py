@@ -1,0 +1,44 @@
+"""Deliver step: set DELIVERED in Phrase for every job part whose target is in the target bucket."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from phrase_connector.services import Services
+from phrase_connector.status import Phase
+
+logger = logging.getLogger(__name__)
+
+DELIVERED_DETAIL_TYPE = "Translation Delivered"
+
+
+def deliver_targets(services: Services, flow_id: str) -> dict[str, Any]:
+    """Set DELIVERED once per written target and announce it on EventBridge; return counts."""
+    store = services.store
+    delivered: list[dict[str, Any]] = []
+    for part in store.list_job_parts(flow_id):
+        if not part.get("exportable") or part.get("phase") != Phase.DOWNLOADED.value:
+            continue
+        if part.get("status") != "DELIVERED":
+            services.phrase.set_job_status(part["projectUid"], part["jobUid"], "DELIVERED")
+        if store.set_phase(flow_id, part["jobUid"], Phase.DELIVERED.value, expected_phase=Phase.DOWNLOADED.value,
+                           deliveredAt=time.time()):
+            delivered.append(part)
+            logger.info("job part delivered", extra={"correlationId": flow_id, "projectUid": part["projectUid"],
+                                                     "jobUid": part["jobUid"], "targetKey": part.get("targetKey")})
+
+    # EventBridge takes at most 10 entries per PutEvents call.
+    for start in range(0, len(delivered), 10):
+        entries = [{
+            "Source": "phrase-connector",
+            "DetailType": DELIVERED_DETAIL_TYPE,
+            "EventBusName": services.settings.event_bus_name,
+            "Detail": json.dumps({"flowId": flow_id, "jobUid": p["jobUid"], "projectUid": p["projectUid"],
+                                  "targetLang": p.get("targetLang"), "sourceKey": p.get("sourceKey"),
+                                  "targetBucket": p.get("targetBucket"), "targetKey": p.get("targetKey")}),
+        } for p in delivered[start:start + 10]]
+        services.events_bus.put_events(Entries=entries)
+    return {"delivered": len(delivered)}

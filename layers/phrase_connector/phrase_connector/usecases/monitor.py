@@ -1,0 +1,167 @@
+"""Monitoring: the Await task token, wake-ups from webhooks and callbacks, and the polling Check.
+
+Webhooks come first: event processing stores each status and wakes the flow by sending the stored
+task token back to Step Functions. When no event arrives, the Await state times out and Check polls
+Phrase instead, with an interval that grows while nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from phrase_connector.services import Services
+from phrase_connector.status import TERMINAL_PHASES, Phase, UnknownStatusError, failure_reason, normalize_status, status_rank
+
+logger = logging.getLogger(__name__)
+
+# Errors of SendTaskSuccess that mean the task is no longer waiting: nothing to resume.
+_GONE_TASK_ERRORS = {"TaskDoesNotExist", "TaskTimedOut", "InvalidToken"}
+
+
+def _send_task_success(services: Services, flow_id: str, task_token: str, reason: str) -> bool:
+    try:
+        services.sfn.send_task_success(taskToken=task_token, output=json.dumps({"reason": reason}))
+        return True
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in _GONE_TASK_ERRORS:
+            logger.info("task token no longer waiting", extra={"correlationId": flow_id, "errorCode": code})
+            return False
+        raise
+
+
+def wake_flow(services: Services, flow_id: str, reason: str) -> bool:
+    """Record a wake-up and resume the waiting Await state if there is one; True when resumed."""
+    flow = services.store.request_wake(flow_id, reason)
+    token = flow.get("taskToken")
+    if not token or not services.store.take_task_token(flow_id, token):
+        # No execution waits now: the next Await finds wakeRequested and returns at once.
+        return False
+    return _send_task_success(services, flow_id, token, reason)
+
+
+def register_task_token(services: Services, flow_id: str, task_token: str) -> dict[str, Any]:
+    """Store the Await state's token; resume at once when a wake-up arrived since the last Check."""
+    flow = services.store.store_task_token(flow_id, task_token)
+    if flow.get("wakeRequested") and services.store.take_task_token(flow_id, task_token):
+        resumed = _send_task_success(services, flow_id, task_token, flow.get("wakeReason") or "wake")
+        return {"flowId": flow_id, "resumedAtOnce": resumed}
+    return {"flowId": flow_id, "resumedAtOnce": False}
+
+
+def _poll_statuses(services: Services, flow: dict[str, Any], parts: list[dict[str, Any]]) -> int:
+    """Read job statuses from Phrase (one list call per workflow level and page); return changes."""
+    project_uid = flow["projectUid"]
+    open_parts = [p for p in parts if p.get("phase") not in TERMINAL_PHASES]
+    levels = sorted({int(p.get("workflowLevel") or 1) for p in open_parts})
+    by_uid = {p["jobUid"]: p for p in open_parts}
+    now = time.time()
+    changed = 0
+    for level in levels:
+        for job in services.phrase.list_jobs(project_uid, workflow_level=level):
+            part = by_uid.get(job.get("uid"))
+            if part is None:
+                continue
+            import_status = (job.get("importStatus") or {}).get("status")
+            if import_status == "ERROR" and part.get("phase") == Phase.MONITORING.value:
+                message = (job.get("importStatus") or {}).get("errorMessage") or "import failed"
+                services.store.set_phase(flow["flowId"], part["jobUid"], Phase.FAILED.value,
+                                         expected_phase=Phase.MONITORING.value, reason=f"import error: {message}")
+                changed += 1
+                continue
+            try:
+                status = normalize_status(job.get("status") or "")
+            except UnknownStatusError:
+                logger.warning("unknown job status from Phrase", extra={"jobUid": part["jobUid"], "status": job.get("status")})
+                continue
+            if status != part.get("status") and services.store.apply_status(
+                flow["flowId"], part["jobUid"], status, status_rank(status), now, "poll"
+            ):
+                changed += 1
+    return changed
+
+
+def _next_wait(services: Services, attempt: int, exporting: bool) -> int:
+    settings = services.settings
+    if exporting:
+        return settings.export_poll_seconds
+    ceiling = min(settings.poll_max_seconds, settings.poll_min_seconds * (2 ** min(attempt, 20)))
+    # Jitter spreads the polls of many flows that started together.
+    return max(settings.poll_min_seconds, int(random.uniform(ceiling / 2, ceiling)))
+
+
+def _settle_parts(services: Services, flow_id: str, parts: list[dict[str, Any]]) -> int:
+    """Apply the status mapping to exportable parts: failure statuses end them with a reason."""
+    changed = 0
+    for part in parts:
+        if part.get("phase") != Phase.MONITORING.value:
+            continue
+        reason = failure_reason(part.get("status") or "NEW")
+        if reason and services.store.set_phase(flow_id, part["jobUid"], Phase.FAILED.value,
+                                               expected_phase=Phase.MONITORING.value, reason=reason):
+            part["phase"] = Phase.FAILED.value
+            changed += 1
+            logger.warning("job part failed", extra={"correlationId": flow_id, "jobUid": part["jobUid"],
+                                                      "status": part.get("status"), "reason": reason})
+    return changed
+
+
+def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: int) -> dict[str, Any]:
+    """Bring the flow's job parts up to date and decide the next state; return the decision."""
+    store = services.store
+    store.clear_wake(flow_id)
+    flow = store.get_flow(flow_id)
+    parts = store.list_job_parts(flow_id)
+
+    changed = 0
+    if wake_reason in ("timeout", "start") and parts:
+        changed = _poll_statuses(services, flow, parts)
+        if changed:
+            parts = store.list_job_parts(flow_id)
+    changed += _settle_parts(services, flow_id, parts)
+
+    exportable = [p for p in parts if p.get("exportable")]
+    phases = Counter(p.get("phase") for p in exportable)
+    ready_to_export = sum(
+        1 for p in exportable if p.get("phase") == Phase.MONITORING.value and p.get("status") in ("COMPLETED", "DELIVERED")
+    )
+    counts = {
+        "jobParts": len(exportable),
+        "readyToExport": ready_to_export,
+        "exporting": phases[Phase.EXPORTING.value],
+        "readyToDeliver": phases[Phase.DOWNLOADED.value],
+        "delivered": phases[Phase.DELIVERED.value],
+        "failed": phases[Phase.FAILED.value],
+    }
+    open_count = len(exportable) - counts["delivered"] - counts["failed"]
+
+    progressed = changed > 0 or wake_reason not in ("timeout",)
+    next_attempt = 0 if progressed else attempt + 1
+    if ready_to_export:
+        action = "export"
+    elif counts["readyToDeliver"]:
+        action = "deliver"
+    elif counts["exporting"] and wake_reason in ("timeout", "callback", "start"):
+        # Pending exports are collected when their callback arrives or the short wait ran out.
+        action = "export"
+    elif open_count == 0:
+        action = "fail" if counts["failed"] or not exportable else "succeed"
+    else:
+        action = "wait"
+    wait_seconds = _next_wait(services, next_attempt, exporting=counts["exporting"] > 0)
+
+    if action in ("succeed", "fail"):
+        reasons = sorted({p.get("reason") for p in exportable if p.get("phase") == Phase.FAILED.value and p.get("reason")})
+        if not exportable:
+            reasons = ["no job parts were created: check the file formats and the template's target languages"]
+        store.update_flow(flow_id, status="SUCCEEDED" if action == "succeed" else "FAILED",
+                          outcome=counts, failureReasons=reasons or None, finishedAt=time.time())
+    logger.info("flow checked", extra={"correlationId": flow_id, "action": action, **counts})
+    return {"action": action, "waitSeconds": wait_seconds, "attempt": next_attempt, "counts": counts}

@@ -1,0 +1,75 @@
+"""Event processing: apply stored webhooks and callbacks to job parts and wake waiting flows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from phrase_connector.services import Services
+from phrase_connector.status import UnknownStatusError, normalize_status, status_rank
+from phrase_connector.usecases.monitor import wake_flow
+from phrase_connector.webhook_models import CallbackBody, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+JOB_STATUS_EVENTS = {"JOB_STATUS_CHANGED", "JOB_CREATED", "JOB_UPDATED"}
+
+
+class StoredEventMissingError(LookupError):
+    """A queue message names an event that is not in the event table (retried, then dead-lettered)."""
+
+
+def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
+    outcome = {"applied": 0, "unmatched": 0, "stale": 0, "woken": 0}
+    if event.event not in JOB_STATUS_EVENTS or not event.jobParts:
+        return outcome
+    flows_to_wake: dict[str, str] = {}
+    for part in event.jobParts:
+        lookup = services.store.find_flow_of_job_part(part.uid)
+        if lookup is None:
+            outcome["unmatched"] += 1
+            logger.info("webhook for a job part this connector does not track",
+                        extra={"eventUid": event.eventUid, "jobUid": part.uid})
+            continue
+        if not part.status:
+            continue
+        try:
+            status = normalize_status(part.status)
+        except UnknownStatusError:
+            logger.warning("webhook with unknown job status", extra={"eventUid": event.eventUid, "jobUid": part.uid,
+                                                                      "status": part.status})
+            continue
+        flow_id = lookup["flowId"]
+        timestamp = float(event.timestamp or 0)
+        if services.store.apply_status(flow_id, part.uid, status, status_rank(status), timestamp, "webhook"):
+            outcome["applied"] += 1
+            flows_to_wake[flow_id] = f"webhook:{event.event}"
+            logger.info("job part status applied", extra={"correlationId": flow_id, "jobUid": part.uid,
+                                                          "status": status, "eventUid": event.eventUid})
+        else:
+            outcome["stale"] += 1
+    for flow_id, reason in flows_to_wake.items():
+        outcome["woken"] += int(wake_flow(services, flow_id, reason))
+    return outcome
+
+
+def process_event(services: Services, message_body: str) -> dict[str, Any]:
+    """Process one queue message naming a stored event; raise to have SQS retry it."""
+    message = json.loads(message_body)
+    event_key = message["eventKey"]
+    stored = services.events.get(event_key)
+    if stored is None:
+        raise StoredEventMissingError(f"Event {event_key!r} named by the queue message is not in the event table.")
+    if stored.get("state") == "PROCESSED":
+        return {"eventKey": event_key, "duplicate": True}
+
+    if stored["kind"] == "webhook":
+        outcome = _apply_webhook(services, WebhookEvent.model_validate_json(stored["body"]))
+    else:
+        callback = CallbackBody.model_validate_json(stored["body"])
+        flow_id = stored["flowId"]
+        woken = wake_flow(services, flow_id, "callback")
+        outcome = {"woken": int(woken), "asyncRequestId": str(callback.asyncRequest.id)}
+    services.events.mark(event_key, "PROCESSED")
+    return {"eventKey": event_key, **outcome}

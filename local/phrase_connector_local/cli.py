@@ -1,0 +1,94 @@
+"""`phrase-connector` command line: run a localization locally against the Phrase TMS simulator.
+
+`phrase-connector run` creates the stack of template.yaml in moto, starts the simulator and the
+webhook endpoint on 127.0.0.1, and sends a folder of files through the real state machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from phrase_connector_local.runtime import REPO_ROOT
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use a number from 0 to 65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: use a number from 0 to 65535 (0 picks a free port)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phrase-connector", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="localize a folder of files through the local stack and simulator")
+    run.add_argument("--source", type=Path, default=REPO_ROOT / "examples",
+                     help="folder of source files, read recursively (default: examples/)")
+    run.add_argument("--locales", default="de,fr", help="comma-separated Phrase target locale codes (default: de,fr)")
+    run.add_argument("--out", type=Path, default=Path("out"),
+                     help="folder for the translations, as <locale>/<file>; replaced only when all are delivered")
+    run.add_argument("--webhook-port", type=_port, default=0, help="port of the local webhook endpoint (0: a free port)")
+    run.add_argument("--simulator-port", type=_port, default=0, help="port of the Phrase TMS simulator (0: a free port)")
+    run.add_argument("--step-seconds", type=float, default=0.4,
+                     help="simulated seconds between job status changes (default: 0.4)")
+    run.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the flow (default: 300)")
+    run.add_argument("--no-webhooks", action="store_true",
+                     help="do not register the webhook: the flow completes through polling alone")
+    run.add_argument("--phrase-tms-url", help="use a real Phrase TMS instead of the simulator (with the next options)")
+    run.add_argument("--phrase-platform-url", help="Phrase Platform IDM URL, e.g. https://eu.phrase.com/idm")
+    run.add_argument("--template-uid", help="Phrase project template UID")
+    run.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
+
+    demo = commands.add_parser("demo", help="run the examples into out/demo (same as run with defaults)")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from phrase_connector_local.localize import RunInputError, RunOptions, format_table, parse_locales, run_localization
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if args.verbose else "ERROR")
+    try:
+        if args.command == "demo":
+            options = RunOptions(source_dir=REPO_ROOT / "examples", output_dir=Path("out/demo"),
+                                 locales=parse_locales("de,fr"))
+        else:
+            options = RunOptions(
+                source_dir=args.source, output_dir=args.out, locales=parse_locales(args.locales),
+                webhook_port=args.webhook_port, simulator_port=args.simulator_port,
+                step_seconds=args.step_seconds, timeout_seconds=args.timeout, webhooks=not args.no_webhooks,
+                phrase_tms_url=args.phrase_tms_url, phrase_platform_url=args.phrase_platform_url,
+                phrase_api_token=os.environ.get("PHRASE_API_TOKEN"), template_uid=args.template_uid,
+            )
+        if options.step_seconds <= 0:
+            raise RunInputError(f"--step-seconds {options.step_seconds} must be greater than 0.")
+        result = run_localization(options)
+    except RunInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    print()
+    print(format_table(result))
+    print()
+    if result.status != "SUCCEEDED":
+        print(f"Flow {result.flow_id} ended {result.status}; no output was written.", file=sys.stderr)
+        for reason in result.reasons:
+            print(f"  reason: {reason}", file=sys.stderr)
+        return 1
+    calls = f", {result.phrase_calls} Phrase API calls" if result.phrase_calls is not None else ""
+    print(f"Delivered {len(result.rows)} translations in {result.seconds:.1f} s{calls}. Output: {options.output_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
