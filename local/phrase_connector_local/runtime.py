@@ -171,8 +171,9 @@ class LocalRuntime:
         })
         from moto import mock_aws
 
-        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True},
-                                      "lambda": {"use_docker": False}})
+        # Lambda keeps its default (Docker) mode: the in-process patch replaces the Docker call,
+        # whereas use_docker=False would only echo the payload back.
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         from phrase_connector import aws as connector_aws
         from phrase_connector.services import reset_services

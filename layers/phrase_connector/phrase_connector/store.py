@@ -116,7 +116,10 @@ class FlowStore:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         clauses = []
-        for index, (name, value) in enumerate((set_values or {}).items()):
+        # A None value means "no value": the attribute is removed instead of set.
+        remove = tuple(remove) + tuple(k for k, v in (set_values or {}).items() if v is None)
+        set_values = {k: v for k, v in (set_values or {}).items() if v is not None}
+        for index, (name, value) in enumerate(set_values.items()):
             names[f"#s{index}"] = name
             values[f":s{index}"] = value
             clauses.append(f"#s{index} = :s{index}")
