@@ -90,8 +90,8 @@ def check_output_dir(output_dir: Path) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise RunInputError(f"Output {str(output_dir)!r} exists and is not a folder: choose another --out.")
     parent = output_dir.resolve().parent
-    if not parent.exists():
-        raise RunInputError(f"Parent folder of --out {str(output_dir)!r} does not exist: create {str(parent)!r} first.")
+    if parent.exists() and not parent.is_dir():
+        raise RunInputError(f"Parent of --out {str(output_dir)!r} is not a folder: choose another --out.")
 
 
 def _publish(staging: Path, output_dir: Path) -> None:
@@ -218,6 +218,7 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
     if simulator is not None:
         result.phrase_calls = len(simulator.calls)
 
+    options.output_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{options.output_dir.name}.", dir=options.output_dir.resolve().parent))
     try:
         s3 = runtime.client("s3")
