@@ -1,7 +1,7 @@
 """API Gateway stand-in: an HTTP server on 127.0.0.1 that turns requests into HTTP API events.
 
 Requests become payload format 2.0 events and go to the webhook intake function through moto's
-Lambda invoke, so Phrase (or the simulator) sees the same status codes as from API Gateway.
+Lambda invoke, so Phrase (or the simulator) gets the same status codes as from API Gateway.
 """
 
 from __future__ import annotations

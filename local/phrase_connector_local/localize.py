@@ -1,8 +1,8 @@
 """One local localization run: source folder in, translated files out, through the real flow.
 
-The run validates its inputs before it starts anything, shows progress per file and locale while
-the state machine works, and writes the output folder only when every job part was delivered, so a
-failed run leaves no half-written output behind.
+The run validates its inputs before it starts anything and shows progress per file and locale
+while the state machine works. It writes the output folder only when every job part was delivered,
+so a failed run leaves no half-written output behind.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RunInputError(ValueError):
 
 @dataclass
 class RunOptions:
-    """What to localize and where the results go."""
+    """Options of one run: sources, target locales, output folder and ports."""
 
     source_dir: Path
     output_dir: Path

@@ -1,7 +1,7 @@
 """Local runtime: the stack of template.yaml in moto, the real state machine, handlers in-process.
 
 What runs where:
-- moto (in this process) holds the tables, buckets, queues, secrets, Lambda functions and the
+- moto (in this process) contains the tables, buckets, queues, secrets, Lambda functions and the
   state machine created from `statemachine/*.asl.json` with the template's substitutions;
 - every Lambda invocation that moto makes (state machine tasks included) runs the function's real
   `app.lambda_handler` in this process, through moto's single invoke path;
@@ -539,7 +539,7 @@ class LocalRuntime:
         return self.invoke("StartFlowFunction", event)
 
     def wait_for_execution(self, flow_id: str, timeout: float, on_tick: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Wait until the flow's execution ends; return describe_execution's answer."""
+        """Wait until the flow's execution ends; return the describe_execution response."""
         sfn = self.client("stepfunctions")
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{flow_id}"
         deadline = time.monotonic() + timeout

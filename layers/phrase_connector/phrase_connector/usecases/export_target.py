@@ -1,8 +1,8 @@
 """Export step: request target-file exports, collect them once ready, write targets to S3.
 
 The download id of an export is single-use in Phrase. The job part records which async request
-it is consuming before the download starts; if that record already exists on a later attempt, the
-earlier download may have used the id up, so a fresh export is requested instead of reusing it.
+it is consuming before the download starts. When a later attempt finds that record, the earlier
+download may have used the id up, so a fresh export is requested instead of reusing it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Import step: project from template, then one create-job call per source file.
 
-Each Phrase create is guarded by the flow store: the project uid and each file's job list are
-recorded the moment the call returns, and a replay after a crash adopts what Phrase already has
-(the project by its deterministic name, the jobs by file name and path) instead of creating more.
+The flow store guards each Phrase create: the project uid and each file's job list are recorded
+the moment the call returns. A replay after a crash adopts what Phrase already has (the project by
+its deterministic name, the jobs by file name and path) instead of creating more.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _ensure_project(services: Services, flow: dict[str, Any]) -> dict[str, Any]:
 
 def _spool_source(services: Services, bucket: str, key: str) -> tuple[BinaryIO, str, int]:
     """Copy the S3 object into a seekable spool (retries rewind it) and hash it on the way."""
-    # NOTE: the latest object is read; the batch's version (a version id, ETag or sequencer) only
+    # NOTE: the latest object is read. The batch's version (a version id, ETag or sequencer) only
     # identifies the batch, so a newer upload of the same key starts its own flow.
     body = services.s3.get_object(Bucket=bucket, Key=key)["Body"]
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)

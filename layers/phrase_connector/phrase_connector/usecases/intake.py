@@ -1,6 +1,6 @@
 """Webhook and callback intake: verify, store once, enqueue, acknowledge. No Phrase call here.
 
-Phrase retries a receiver that does not answer 200 and switches a webhook off after repeated
+Phrase retries a receiver that does not return 200 and switches a webhook off after repeated
 failures, so this path does as little as possible: the event processor does the work from SQS.
 """
 
