@@ -14,4 +14,4 @@ def lambda_handler(event, context):
     wake = event.get("wake") or {}
     monitor = event.get("monitor") or {}
     return check_flow(services, flow_id, wake_reason=str(wake.get("reason") or "timeout"),
-                      attempt=int(monitor.get("attempt") or 0))
+                      attempt=int(monitor.get("attempt") or 0), loops=int(monitor.get("loops") or 0))

@@ -306,7 +306,7 @@ class LocalRuntime:
         }
         for name, spec in template.get("Parameters", {}).items():
             params.setdefault(name, str(spec.get("Default", "")))
-        refs: dict[str, Any] = {**params, "AWS::StackName": STACK, "AWS::Region": REGION,
+        refs: dict[str, Any] = {**params, "AWS::StackName": STACK, "AWS::Region": REGION, "AWS::Partition": "aws",
                                 "AWS::AccountId": ACCOUNT_ID, "AWS::URLSuffix": "amazonaws.com"}
         attributes: dict[str, dict[str, Any]] = {}
         resolver = Resolver(refs, attributes)
@@ -415,7 +415,7 @@ class LocalRuntime:
         definition = (REPO_ROOT / props["DefinitionUri"]).read_text(encoding="utf-8")
         for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + key + "}", str(value))
-        name = f"{STACK}-{logical_id}"
+        name = resolver.resolve(props["Name"]) if "Name" in props else f"{STACK}-{logical_id}"
         arn = self.client("stepfunctions").create_state_machine(
             name=name, definition=definition, roleArn=self.role_arn, type=props.get("Type", "STANDARD"),
         )["stateMachineArn"]
@@ -538,28 +538,45 @@ class LocalRuntime:
         """Deliver a content event to the start function, as the EventBridge rule or S3 would."""
         return self.invoke("StartFlowFunction", event)
 
+    def execution_arn(self, name: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
     def wait_for_execution(self, flow_id: str, timeout: float, on_tick: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Wait until the flow's execution ends; return the describe_execution response."""
+        """Wait until the flow's last execution ends; return its describe_execution response.
+
+        A long flow continues in new executions; the flow record names the current one.
+        """
+        from phrase_connector.store import FlowStore
+
         sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{flow_id}"
+        store = FlowStore(self.physical["FlowTable"])
         deadline = time.monotonic() + timeout
         while True:
-            execution = sfn.describe_execution(executionArn=arn)
-            if execution["status"] != "RUNNING":
+            name = store.get_flow(flow_id).get("executionName") or flow_id
+            execution = sfn.describe_execution(executionArn=self.execution_arn(name))
+            current = store.get_flow(flow_id).get("executionName") or flow_id
+            if execution["status"] != "RUNNING" and current == name:
                 if on_tick:
                     on_tick()
                 return execution
             if time.monotonic() > deadline:
-                raise LocalRuntimeError(f"Execution {flow_id} still RUNNING after {timeout:.0f} s.")
+                raise LocalRuntimeError(f"Execution {name} of flow {flow_id} still RUNNING after {timeout:.0f} s.")
             if on_tick:
                 on_tick()
             time.sleep(0.2)
 
-    def history(self, flow_id: str) -> list[dict[str, Any]]:
+    def executions(self, flow_id: str) -> list[str]:
+        """Return the execution names of a flow, first to last."""
+        from phrase_connector.store import FlowStore
+
+        generation = int(FlowStore(self.physical["FlowTable"]).get_flow(flow_id).get("generation") or 0)
+        return [flow_id] + [f"{flow_id}-g{n}" for n in range(1, generation + 1)]
+
+    def history(self, execution_name: str) -> list[dict[str, Any]]:
+        """Return the full event history of one execution."""
         sfn = self.client("stepfunctions")
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{flow_id}"
         events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        kwargs: dict[str, Any] = {"executionArn": self.execution_arn(execution_name), "maxResults": 1000}
         while True:
             response = sfn.get_execution_history(**kwargs)
             events.extend(response["events"])

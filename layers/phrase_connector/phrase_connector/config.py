@@ -36,6 +36,17 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"Environment variable {name}={raw!r} is not a boolean: use true or false.")
+
+
 @dataclass(frozen=True)
 class ConnectorSettings:
     """Names of the stack's resources and the localization defaults of one deployment."""
@@ -60,6 +71,11 @@ class ConnectorSettings:
     poll_min_seconds: int = 60
     poll_max_seconds: int = 3600
     export_poll_seconds: int = 10
+    # Each monitoring loop adds about 15 history events; a new execution takes over after this many
+    # loops, so one execution stays far below the 25,000-event limit of Step Functions.
+    max_loops_per_execution: int = 1000
+    reassign_on_decline: bool = True
+    max_reassignments: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -87,4 +103,7 @@ class ConnectorSettings:
             poll_min_seconds=_int(env, "POLL_MIN_SECONDS", 60, minimum=1),
             poll_max_seconds=_int(env, "POLL_MAX_SECONDS", 3600, minimum=1),
             export_poll_seconds=_int(env, "EXPORT_POLL_SECONDS", 10, minimum=1),
+            max_loops_per_execution=_int(env, "MAX_LOOPS_PER_EXECUTION", 1000, minimum=2),
+            reassign_on_decline=_bool(env, "REASSIGN_ON_DECLINE", True),
+            max_reassignments=_int(env, "MAX_REASSIGNMENTS", 2, minimum=0),
         )

@@ -36,10 +36,11 @@ class Phase(str, Enum):
     EXPORTING = "EXPORTING"  # target-file export requested, async request pending
     DOWNLOADED = "DOWNLOADED"  # target written to the target bucket, DELIVERED not yet set
     DELIVERED = "DELIVERED"  # terminal success
-    FAILED = "FAILED"  # terminal failure (CANCELLED, REJECTED, DECLINED, import error)
+    FAILED = "FAILED"  # terminal failure (CANCELLED, REJECTED, import error)
+    SUPERSEDED = "SUPERSEDED"  # replaced by a job part of a retried import; no longer tracked
 
 
-TERMINAL_PHASES = frozenset({Phase.DELIVERED.value, Phase.FAILED.value})
+TERMINAL_PHASES = frozenset({Phase.DELIVERED.value, Phase.FAILED.value, Phase.SUPERSEDED.value})
 
 
 class UnknownStatusError(ValueError):
@@ -59,10 +60,12 @@ def status_rank(status: str) -> int:
 
 
 def failure_reason(status: str) -> str | None:
-    """Return why a status ends the job part as a failure, or None when it does not."""
+    """Return why a status ends the file and locale as a failure, or None when it does not.
+
+    DECLINED is not a failure: the connector reassigns providers or asks an operator to.
+    """
     reasons = {
         "CANCELLED": "job part was cancelled in Phrase",
         "REJECTED": "job part was rejected and needs rework; it is never delivered",
-        "DECLINED": "provider declined the job part and no reassignment is configured",
     }
     return reasons.get(normalize_status(status))

@@ -16,6 +16,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 import urllib3.exceptions
 
 from .errors import PhraseDownloadInterruptedError, PhrasePermanentError
@@ -414,6 +415,103 @@ class PhraseClient:
             "POST", "/api2/v2/webhooks", endpoint="/api2/v2/webhooks", json=payload, expected=(201,)
         )
         return _json_object(response, "POST /api2/v2/webhooks")
+
+    # Workflow extensions and continuous updates
+
+    def assign_providers_from_template(
+        self, project_uid: str, template_uid: str, *, job_uids: Sequence[str]
+    ) -> dict[str, Any]:
+        """Assign the template's providers to job parts (Phrase skips parts already assigned)."""
+        if not 1 <= len(job_uids) <= 100:
+            raise ValueError(f"job_uids must list 1 to 100 job parts; got {len(job_uids)}")
+        endpoint = "/api2/v1/projects/{projectUid}/applyTemplate/{templateUid}/assignProviders/forJobParts"
+        response = self._http.request(
+            "POST",
+            f"/api2/v1/projects/{_segment(project_uid)}/applyTemplate/{_segment(template_uid)}"
+            "/assignProviders/forJobParts",
+            endpoint=endpoint,
+            json={"jobs": [{"uid": uid} for uid in job_uids]},
+        )
+        return _json_object(response, f"POST {endpoint}")
+
+    def create_analyses_by_providers(
+        self, *, job_uids: Sequence[str], callback_url: str | None = None
+    ) -> dict[str, Any]:
+        """Create one analysis per provider of the given job parts (same project, 1 to 100)."""
+        if not 1 <= len(job_uids) <= 100:
+            raise ValueError(f"job_uids must list 1 to 100 job parts; got {len(job_uids)}")
+        payload: dict[str, Any] = {"jobs": [{"uid": uid} for uid in job_uids]}
+        if callback_url is not None:
+            payload["callbackUrl"] = callback_url
+        response = self._http.request(
+            "POST", "/api2/v1/analyses/byProviders", endpoint="/api2/v1/analyses/byProviders", json=payload
+        )
+        return _json_object(response, "POST /api2/v1/analyses/byProviders")
+
+    def notify_assigned_users(
+        self, project_uid: str, *, job_uids: Sequence[str], email_template_id: str
+    ) -> None:
+        """E-mail the users assigned to the given job parts with an organization e-mail template."""
+        if not job_uids:
+            raise ValueError("job_uids must name at least one job part")
+        self._http.request(
+            "POST",
+            f"/api2/v1/projects/{_segment(project_uid)}/jobs/notifyAssigned",
+            endpoint="/api2/v1/projects/{projectUid}/jobs/notifyAssigned",
+            json={"jobs": [{"uid": uid} for uid in job_uids], "emailTemplate": {"id": str(email_template_id)}},
+            expected=(204,),
+        ).close()
+
+    def upload_preview_package(
+        self, project_uid: str, *, package: bytes | IO[bytes], filename: str = "preview.zip"
+    ) -> dict[str, Any]:
+        """Upload a live-preview package (a ZIP with one HTML entry point) and return its DTO."""
+        endpoint = "/api2/v1/projects/{projectUid}/jobPreviewPackage"
+        data = package if isinstance(package, bytes) else package.read()
+        # Preview packages are small (HTML and assets), so the form is built in memory.
+        body, content_type = urllib3.encode_multipart_formdata(
+            {"file": (filename, data, "application/zip")}
+        )
+        response = self._http.request(
+            "POST",
+            f"/api2/v1/projects/{_segment(project_uid)}/jobPreviewPackage",
+            endpoint=endpoint,
+            body=body,
+            headers={"Content-Type": content_type},
+            expected=(201,),
+        )
+        return _json_object(response, f"POST {endpoint}")
+
+    def update_source(
+        self,
+        project_uid: str,
+        *,
+        job_uids: Sequence[str],
+        content: bytes | IO[bytes],
+        filename: str,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace the source file of existing first-step job parts; the job uids stay the same."""
+        if not 1 <= len(job_uids) <= 100:
+            raise ValueError(f"job_uids must list 1 to 100 job parts; got {len(job_uids)}")
+        filename, _ = shorten_name(filename)
+        fields: dict[str, Any] = {"jobs": [{"uid": uid} for uid in job_uids]}
+        if callback_url is not None:
+            fields["callbackUrl"] = callback_url
+        endpoint = "/api2/v1/projects/{projectUid}/jobs/source"
+        response = self._http.request(
+            "POST",
+            f"/api2/v1/projects/{_segment(project_uid)}/jobs/source",
+            endpoint=endpoint,
+            body=content,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": content_disposition(filename),
+                "Memsource": memsource_header(fields, source_data=self._settings.source_data),
+            },
+            expected=(200, 201, 202),
+        )
+        return _json_object(response, f"POST {endpoint}")
 
     def _get_json(
         self, path: str, *, endpoint: str, params: Mapping[str, Any] | None = None

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
+from phrase_connector.notifications import TRANSLATION_DELIVERED, emit_events
 from phrase_connector.services import Services
 from phrase_connector.status import Phase
 
 logger = logging.getLogger(__name__)
-
-DELIVERED_DETAIL_TYPE = "Translation Delivered"
 
 
 def deliver_targets(services: Services, flow_id: str) -> dict[str, Any]:
@@ -30,15 +28,9 @@ def deliver_targets(services: Services, flow_id: str) -> dict[str, Any]:
             logger.info("job part delivered", extra={"correlationId": flow_id, "projectUid": part["projectUid"],
                                                      "jobUid": part["jobUid"], "targetKey": part.get("targetKey")})
 
-    # EventBridge takes at most 10 entries per PutEvents call.
-    for start in range(0, len(delivered), 10):
-        entries = [{
-            "Source": "phrase-connector",
-            "DetailType": DELIVERED_DETAIL_TYPE,
-            "EventBusName": services.settings.event_bus_name,
-            "Detail": json.dumps({"flowId": flow_id, "jobUid": p["jobUid"], "projectUid": p["projectUid"],
-                                  "targetLang": p.get("targetLang"), "sourceKey": p.get("sourceKey"),
-                                  "targetBucket": p.get("targetBucket"), "targetKey": p.get("targetKey")}),
-        } for p in delivered[start:start + 10]]
-        services.events_bus.put_events(Entries=entries)
+    emit_events(services, TRANSLATION_DELIVERED, [
+        {"flowId": flow_id, "jobUid": p["jobUid"], "projectUid": p["projectUid"], "targetLang": p.get("targetLang"),
+         "sourceKey": p.get("sourceKey"), "targetBucket": p.get("targetBucket"), "targetKey": p.get("targetKey")}
+        for p in delivered
+    ])
     return {"delivered": len(delivered)}

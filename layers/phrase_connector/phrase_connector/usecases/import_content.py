@@ -20,6 +20,7 @@ from phrase_connector.status import STATUS_RANK, Phase
 logger = logging.getLogger(__name__)
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+MAX_IMPORT_ATTEMPTS = 2  # the first upload and one retry after an import error
 
 
 class EmptySourceFileError(ValueError):
@@ -116,6 +117,59 @@ def _record_parts(services: Services, flow: dict[str, Any], project_uid: str, in
     return len(jobs)
 
 
+def _target_langs(services: Services, flow: dict[str, Any]) -> list[str]:
+    target_langs = list(flow.get("targetLocales") or services.settings.target_locales)
+    if not target_langs:
+        target_langs = list(services.phrase.get_project(flow["projectUid"]).get("targetLangs") or [])
+    return target_langs
+
+
+def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: dict[str, Any],
+                 target_langs: list[str], callback: str | None, exclude: frozenset[str] = frozenset()
+                 ) -> list[dict[str, Any]]:
+    """Upload one source file once, adopting jobs an interrupted attempt already created."""
+    store = services.store
+    flow_id = flow["flowId"]
+    project_uid = flow["projectUid"]
+    last_level = int(flow.get("lastWorkflowLevel") or 1)
+    record = store.get_file(flow_id, index) or {}
+    file_name = posixpath.basename(source["key"])
+    path = posixpath.dirname(source["key"])
+
+    if record.get("pendingAt"):
+        adopted = [job for job in _find_existing_jobs(services, project_uid, file_name, path, last_level)
+                   if job["uid"] not in exclude]
+        if adopted:
+            logger.warning("adopting jobs created by an interrupted attempt",
+                           extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
+            return adopted
+
+    spool, checksum, size = _spool_source(services, source["bucket"], source["key"])
+    with spool:
+        if size == 0:
+            raise EmptySourceFileError(
+                f"Source object s3://{source['bucket']}/{source['key']} is empty: upload the file with content."
+            )
+        create_key = hashlib.sha256(f"{checksum}|{','.join(sorted(target_langs))}|{project_uid}".encode()).hexdigest()
+        store.record_file_pending(flow_id, index, {"checksum": checksum, "size": size, "createKey": create_key,
+                                                   "key": source["key"]})
+        job_list = services.phrase.create_job(project_uid, content=spool, filename=file_name,
+                                              target_langs=target_langs, path=path or None, callback_url=callback)
+    jobs = job_list.get("jobs") or []
+    if job_list.get("unsupportedFiles"):
+        logger.error("Phrase does not support the file format",
+                     extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
+    logger.info("jobs created", extra={"correlationId": flow_id, "projectUid": project_uid,
+                                       "fileName": file_name, "jobParts": len(jobs)})
+    return jobs
+
+
+def _compact(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"uid": j["uid"], "targetLang": j.get("targetLang"), "status": j.get("status"),
+             "workflowLevel": j.get("workflowLevel") or (j.get("workflowStep") or {}).get("workflowLevel") or 1}
+            for j in jobs]
+
+
 def import_content(services: Services, flow_id: str) -> dict[str, Any]:
     """Create the project (once) and the jobs of every file (once each); return ids and counts."""
     store = services.store
@@ -125,57 +179,46 @@ def import_content(services: Services, flow_id: str) -> dict[str, Any]:
         flow = _ensure_project(services, flow)
     project_uid = flow["projectUid"]
     last_level = int(flow.get("lastWorkflowLevel") or 1)
-    target_langs = list(flow.get("targetLocales") or settings.target_locales)
-    if not target_langs:
-        target_langs = list(services.phrase.get_project(project_uid).get("targetLangs") or [])
+    target_langs = _target_langs(services, flow)
     callback = callback_url(settings.callback_base_url, services.secret(settings.callback_secret), flow_id)
 
     parts = 0
     for index, source in enumerate(flow.get("files") or []):
         record = store.get_file(flow_id, index) or {}
-        file_name = posixpath.basename(source["key"])
-        path = posixpath.dirname(source["key"])
-
-        if record.get("jobsCreatedAt"):
-            parts += _record_parts(services, flow, project_uid, index, source, record.get("jobs") or [], last_level)
-            continue
-
-        jobs: list[dict[str, Any]] = []
-        import_async_id = None
-        if record.get("pendingAt"):
-            jobs = _find_existing_jobs(services, project_uid, file_name, path, last_level)
-            if jobs:
-                logger.warning("adopting jobs created by an interrupted attempt",
-                               extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
-
-        if not jobs:
-            spool, checksum, size = _spool_source(services, source["bucket"], source["key"])
-            with spool:
-                if size == 0:
-                    raise EmptySourceFileError(
-                        f"Source object s3://{source['bucket']}/{source['key']} is empty: upload the file with content."
-                    )
-                create_key = hashlib.sha256(
-                    f"{checksum}|{','.join(sorted(target_langs))}|{project_uid}".encode()
-                ).hexdigest()
-                store.record_file_pending(flow_id, index, {"checksum": checksum, "size": size, "createKey": create_key,
-                                                           "key": source["key"]})
-                job_list = services.phrase.create_job(
-                    project_uid, content=spool, filename=file_name, target_langs=target_langs,
-                    path=path or None, callback_url=callback,
-                )
-            jobs = job_list.get("jobs") or []
-            import_async_id = str((job_list.get("asyncRequest") or {}).get("id") or "") or None
-            if job_list.get("unsupportedFiles"):
-                logger.error("Phrase does not support the file format",
-                             extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
-            logger.info("jobs created", extra={"correlationId": flow_id, "projectUid": project_uid,
-                                               "fileName": file_name, "jobParts": len(jobs)})
-        compact = [{"uid": j["uid"], "targetLang": j.get("targetLang"), "status": j.get("status"),
-                    "workflowLevel": j.get("workflowLevel") or (j.get("workflowStep") or {}).get("workflowLevel") or 1}
-                   for j in jobs]
-        store.record_jobs_created(flow_id, index, compact, import_async_id)
-        parts += _record_parts(services, flow, project_uid, index, source, compact, last_level)
+        if not record.get("jobsCreatedAt"):
+            jobs = _compact(_create_jobs(services, flow, index, source, target_langs, callback))
+            store.record_jobs_created(flow_id, index, jobs)
+            record = store.get_file(flow_id, index) or {}
+        parts += _record_parts(services, flow, project_uid, index, source, record.get("jobs") or [], last_level)
 
     store.update_flow(flow_id, status="MONITORING")
     return {"projectUid": project_uid, "jobParts": parts}
+
+
+def retry_file_import(services: Services, flow: dict[str, Any], index: int, error: str) -> bool:
+    """Upload a file again after Phrase reported an import error; False when it was retried before.
+
+    The failed job parts are marked SUPERSEDED and the new ones replace them in the flow. Phrase
+    keeps the failed jobs; they are never exported or delivered.
+    """
+    store = services.store
+    flow_id = flow["flowId"]
+    record = store.get_file(flow_id, index) or {}
+    if int(record.get("importAttempts") or 1) >= MAX_IMPORT_ATTEMPTS:
+        return False
+    old_uids = frozenset(job["uid"] for job in record.get("jobs") or [])
+    source = (flow.get("files") or [])[index]
+    settings = services.settings
+    callback = callback_url(settings.callback_base_url, services.secret(settings.callback_secret), flow_id)
+    logger.warning("retrying the import of a file after an import error",
+                   extra={"correlationId": flow_id, "projectUid": flow["projectUid"], "sourceKey": source["key"],
+                          "error": error})
+    jobs = _compact(_create_jobs(services, flow, index, source, _target_langs(services, flow), callback,
+                                 exclude=old_uids))
+    store.update_file(flow_id, index, jobs=jobs, importAttempts=int(record.get("importAttempts") or 1) + 1,
+                      supersededJobs=sorted(old_uids), lastImportError=error)
+    for uid in old_uids:
+        store.update_job_part(flow_id, uid, phase=Phase.SUPERSEDED.value, exportable=False,
+                              reason=f"import error: {error}; replaced by a new upload")
+    _record_parts(services, flow, flow["projectUid"], index, source, jobs, int(flow.get("lastWorkflowLevel") or 1))
+    return True

@@ -17,7 +17,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from phrase_connector.services import Services
-from phrase_connector.status import TERMINAL_PHASES, Phase, UnknownStatusError, failure_reason, normalize_status, status_rank
+from phrase_connector.status import Phase
+from phrase_connector.usecases.polling import poll_job_parts
+from phrase_connector.usecases.status_actions import apply_status_actions
 
 logger = logging.getLogger(__name__)
 
@@ -56,38 +58,6 @@ def register_task_token(services: Services, flow_id: str, task_token: str) -> di
     return {"flowId": flow_id, "resumedAtOnce": False}
 
 
-def _poll_statuses(services: Services, flow: dict[str, Any], parts: list[dict[str, Any]]) -> int:
-    """Read job statuses from Phrase (one list call per workflow level and page); return changes."""
-    project_uid = flow["projectUid"]
-    open_parts = [p for p in parts if p.get("phase") not in TERMINAL_PHASES]
-    levels = sorted({int(p.get("workflowLevel") or 1) for p in open_parts})
-    by_uid = {p["jobUid"]: p for p in open_parts}
-    now = time.time()
-    changed = 0
-    for level in levels:
-        for job in services.phrase.list_jobs(project_uid, workflow_level=level):
-            part = by_uid.get(job.get("uid"))
-            if part is None:
-                continue
-            import_status = (job.get("importStatus") or {}).get("status")
-            if import_status == "ERROR" and part.get("phase") == Phase.MONITORING.value:
-                message = (job.get("importStatus") or {}).get("errorMessage") or "import failed"
-                services.store.set_phase(flow["flowId"], part["jobUid"], Phase.FAILED.value,
-                                         expected_phase=Phase.MONITORING.value, reason=f"import error: {message}")
-                changed += 1
-                continue
-            try:
-                status = normalize_status(job.get("status") or "")
-            except UnknownStatusError:
-                logger.warning("unknown job status from Phrase", extra={"jobUid": part["jobUid"], "status": job.get("status")})
-                continue
-            if status != part.get("status") and services.store.apply_status(
-                flow["flowId"], part["jobUid"], status, status_rank(status), now, "poll"
-            ):
-                changed += 1
-    return changed
-
-
 def _next_wait(services: Services, attempt: int, exporting: bool) -> int:
     settings = services.settings
     if exporting:
@@ -97,23 +67,27 @@ def _next_wait(services: Services, attempt: int, exporting: bool) -> int:
     return max(settings.poll_min_seconds, int(random.uniform(ceiling / 2, ceiling)))
 
 
-def _settle_parts(services: Services, flow_id: str, parts: list[dict[str, Any]]) -> int:
-    """Apply the status mapping to exportable parts: failure statuses end them with a reason."""
-    changed = 0
-    for part in parts:
-        if part.get("phase") != Phase.MONITORING.value:
-            continue
-        reason = failure_reason(part.get("status") or "NEW")
-        if reason and services.store.set_phase(flow_id, part["jobUid"], Phase.FAILED.value,
-                                               expected_phase=Phase.MONITORING.value, reason=reason):
-            part["phase"] = Phase.FAILED.value
-            changed += 1
-            logger.warning("job part failed", extra={"correlationId": flow_id, "jobUid": part["jobUid"],
-                                                      "status": part.get("status"), "reason": reason})
-    return changed
+def _continue_in_new_execution(services: Services, flow: dict[str, Any]) -> str:
+    """Start the next execution of a long flow; return its name.
+
+    The name is derived from the flow id and a generation counter, so a retried Check finds the
+    execution it already started (ExecutionAlreadyExists) instead of starting a second one.
+    """
+    generation = int(flow.get("generation") or 0) + 1
+    name = f"{flow['flowId']}-g{generation}"
+    try:
+        services.sfn.start_execution(stateMachineArn=services.settings.state_machine_arn, name=name,
+                                     input=json.dumps({"flowId": flow["flowId"], "resume": True}))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise
+    services.store.update_flow(flow["flowId"], generation=generation, executionName=name)
+    logger.info("flow continues in a new execution", extra={"correlationId": flow["flowId"], "execution": name})
+    return name
 
 
-def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: int) -> dict[str, Any]:
+def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: int, loops: int = 0
+               ) -> dict[str, Any]:
     """Bring the flow's job parts up to date and decide the next state; return the decision."""
     store = services.store
     store.clear_wake(flow_id)
@@ -121,11 +95,13 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
     parts = store.list_job_parts(flow_id)
 
     changed = 0
-    if wake_reason in ("timeout", "start") and parts:
-        changed = _poll_statuses(services, flow, parts)
+    if wake_reason in ("timeout", "start", "callback") and parts:
+        changed = poll_job_parts(services, flow, parts)
         if changed:
             parts = store.list_job_parts(flow_id)
-    changed += _settle_parts(services, flow_id, parts)
+    if apply_status_actions(services, flow, parts):
+        changed += 1
+        parts = store.list_job_parts(flow_id)
 
     exportable = [p for p in parts if p.get("exportable")]
     phases = Counter(p.get("phase") for p in exportable)
@@ -156,6 +132,10 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
     else:
         action = "wait"
     wait_seconds = _next_wait(services, next_attempt, exporting=counts["exporting"] > 0)
+    loops += 1
+    if action == "wait" and loops >= services.settings.max_loops_per_execution and services.settings.state_machine_arn:
+        _continue_in_new_execution(services, flow)
+        action = "continued"
 
     if action in ("succeed", "fail"):
         reasons = sorted({p.get("reason") for p in exportable if p.get("phase") == Phase.FAILED.value and p.get("reason")})
@@ -164,4 +144,5 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
         store.update_flow(flow_id, status="SUCCEEDED" if action == "succeed" else "FAILED",
                           outcome=counts, failureReasons=reasons or None, finishedAt=time.time())
     logger.info("flow checked", extra={"correlationId": flow_id, "action": action, **counts})
-    return {"action": action, "waitSeconds": wait_seconds, "attempt": next_attempt, "counts": counts}
+    return {"action": action, "waitSeconds": wait_seconds, "attempt": next_attempt, "loops": loops,
+            "counts": counts}

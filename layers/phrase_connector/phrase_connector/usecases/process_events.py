@@ -9,7 +9,7 @@ from typing import Any
 from phrase_connector.services import Services
 from phrase_connector.status import UnknownStatusError, normalize_status, status_rank
 from phrase_connector.usecases.monitor import wake_flow
-from phrase_connector.webhook_models import CallbackBody, WebhookEvent
+from phrase_connector.webhook_models import CallbackBody, JobPartEvent, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +18,27 @@ JOB_STATUS_EVENTS = {"JOB_STATUS_CHANGED", "JOB_CREATED", "JOB_UPDATED"}
 
 class StoredEventMissingError(LookupError):
     """A queue message names an event that is not in the event table (retried, then dead-lettered)."""
+
+
+# Statuses that need the flow to act; NEW and ACCEPTED are stored but wake nothing.
+ACTION_STATUSES = {"DECLINED", "REJECTED", "CANCELLED"}
+EXPORT_STATUSES = {"COMPLETED", "DELIVERED"}
+
+
+def _needs_action(part: JobPartEvent, status: str) -> bool:
+    """Tell whether a stored status should resume the waiting flow now.
+
+    Only a completion at the project's last workflow level starts an export. Each wake-up costs a
+    Check and about 15 history events, so intermediate completions wait for the next Check.
+    """
+    if status in ACTION_STATUSES:
+        return True
+    if status not in EXPORT_STATUSES:
+        return False
+    last_level = part.project.lastWorkflowLevel if part.project else None
+    if part.workflowLevel is None or last_level is None:
+        return True
+    return part.workflowLevel >= last_level
 
 
 def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
@@ -44,7 +65,8 @@ def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
         timestamp = float(event.timestamp or 0)
         if services.store.apply_status(flow_id, part.uid, status, status_rank(status), timestamp, "webhook"):
             outcome["applied"] += 1
-            flows_to_wake[flow_id] = f"webhook:{event.event}"
+            if _needs_action(part, status):
+                flows_to_wake[flow_id] = f"webhook:{event.event}"
             logger.info("job part status applied", extra={"correlationId": flow_id, "jobUid": part.uid,
                                                           "status": status, "eventUid": event.eventUid})
         else:
