@@ -9,6 +9,6 @@ from phrase_connector.usecases.start_flow import start_flow
 def lambda_handler(event, context):
     services = get_services()
     services.bind_context(context)
-    result = start_flow(services, event)
+    result = start_flow(services, event, context)
     bind_flow(result["flowId"])
     return result

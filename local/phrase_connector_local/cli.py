@@ -49,7 +49,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the examples into out/demo (same as run with defaults)")
     demo.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
+
+    status = commands.add_parser("status", help="list flows, or show one flow's job parts and timeline")
+    status.add_argument("flow_id", nargs="?", help="flow id (flow-...) to show; omit to list all flows")
+    replay = commands.add_parser("replay", help="move dead-lettered webhook and callback events back to the queue")
+    reconcile = commands.add_parser("reconcile", help="poll Phrase for open flows and resume what a missed event left waiting")
+    reconcile.add_argument("flow_ids", nargs="*", help="flow ids to reconcile (default: every open flow)")
+    for command in (status, replay, reconcile):
+        command.add_argument("--stack", help="name of a deployed phrase-connector stack (AWS credentials required)")
+        command.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
+    status.add_argument("--state-file", type=Path, default=Path(".phrase-connector/local-state.json"),
+                        help="state saved by the last local run (used without --stack)")
     return parser
+
+
+def _operate(args: argparse.Namespace) -> int:
+    from phrase_connector_local.operator import OperatorError, format_flows, format_timeline, load_records, use_stack
+
+    try:
+        if args.command == "status":
+            records = load_records(stack=args.stack, state_file=args.state_file)
+            print(format_timeline(records, args.flow_id) if args.flow_id else format_flows(records))
+            return 0
+        if not args.stack:
+            raise OperatorError(
+                f"'{args.command}' works on a deployed stack: pass --stack NAME. Locally, a run reconciles by itself."
+            )
+        use_stack(args.stack)
+        from phrase_connector.services import Services
+        from phrase_connector.usecases.operations import reconcile_open_flows, replay_dead_letters
+
+        services = Services()
+        if args.command == "replay":
+            moved = replay_dead_letters(services, os.environ["EVENT_DLQ_URL"])
+            print(f"Moved {moved} events from the dead-letter queue back to the event queue.")
+        else:
+            for result in reconcile_open_flows(services, args.flow_ids or None):
+                print(f"{result['flowId']}: {result['changed']} changes, resumed={result['resumed']}")
+        return 0
+    except (OperatorError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if args.verbose else "ERROR")
+    if args.command in ("status", "replay", "reconcile"):
+        return _operate(args)
     try:
         if args.command == "demo":
             options = RunOptions(source_dir=REPO_ROOT / "examples", output_dir=Path("out/demo"),
@@ -87,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     calls = f", {result.phrase_calls} Phrase API calls" if result.phrase_calls is not None else ""
     print(f"Delivered {len(result.rows)} translations in {result.seconds:.1f} s{calls}. Output: {options.output_dir}/")
+    print(f"Timeline: phrase-connector status {result.flow_id}")
     return 0
 
 

@@ -43,6 +43,7 @@ class RunOptions:
     phrase_platform_url: str | None = None
     phrase_api_token: str | None = None
     template_uid: str | None = None
+    state_file: Path | None = Path(".phrase-connector/local-state.json")
 
 
 @dataclass
@@ -209,6 +210,7 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
                 report(f"  {time.monotonic() - started:6.1f}s  {label:<40} {state}")
 
     execution = runtime.wait_for_execution(flow_id, options.timeout_seconds, on_tick=show_progress)
+    _save_state(runtime, options.state_file)
     flow = store.get_flow(flow_id)
     parts = [p for p in store.list_job_parts(flow_id) if p.get("exportable")]
     result = RunResult(status=execution["status"], flow_id=flow_id, seconds=time.monotonic() - started,
@@ -244,6 +246,25 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _save_state(runtime: Any, state_file: Path | None) -> None:
+    """Save the flow table so `phrase-connector status` can show the run after the process ends."""
+    if state_file is None:
+        return
+    from phrase_connector.store import deserialize
+    from phrase_connector_local.operator import save_local_state
+
+    dynamodb = runtime.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": runtime.physical["FlowTable"]}
+    while True:
+        response = dynamodb.scan(**kwargs)
+        items.extend(deserialize(item) for item in response.get("Items", []))
+        if not response.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    save_local_state(items, state_file)
 
 
 def format_table(result: RunResult) -> str:

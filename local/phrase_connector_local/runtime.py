@@ -115,23 +115,71 @@ class LocalFunction:
         return getattr(self.module, self.handler.rsplit(".", 1)[1])
 
 
+class InjectedFault(Exception):
+    """A handler was ended on purpose by a fault hook; `error_type` is what Lambda would report."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+FAULT_ERROR_TYPES = {
+    "crash": "Runtime.ExitError",  # the process died, as after an out-of-memory kill
+    "timeout": "Sandbox.Timedout",  # the function ran past its timeout
+}
+
+
 class FaultHooks:
-    """Test hooks that make a handler fail on chosen invocations (first attempt only by default)."""
+    """Test hooks that end a handler right after a chosen call, before it records the result.
 
-    def __init__(self) -> None:
+    Each hook fires on the first `times` matching calls only, so the state machine's retry runs
+    the handler again against what the crashed attempt left behind.
+    """
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self._runtime = runtime
         self._lock = threading.Lock()
-        self._plans: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        self.fired: list[str] = []
 
-    def before(self, logical_id: str, action: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            self._plans.setdefault(logical_id, []).append(action)
+    def _arm(self, label: str, mode: str, times: int) -> Callable[[], None]:
+        if mode not in FAULT_ERROR_TYPES:
+            raise ValueError(f"Unknown fault mode {mode!r}: use one of {sorted(FAULT_ERROR_TYPES)}.")
+        remaining = [times]
 
-    def run(self, logical_id: str, event: dict[str, Any]) -> None:
-        with self._lock:
-            plans = self._plans.get(logical_id) or []
-            action = plans.pop(0) if plans else None
-        if action is not None:
-            action(event)
+        def maybe_fire() -> None:
+            with self._lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+                self.fired.append(label)
+            raise InjectedFault(FAULT_ERROR_TYPES[mode], f"injected {mode} after {label}")
+
+        return maybe_fire
+
+    def after_phrase_call(self, method: str, *, mode: str = "crash", times: int = 1) -> None:
+        """End the handler after PhraseClient.<method> returned, before its result is stored."""
+        from phrase_connector.phrase.client import PhraseClient
+
+        original = getattr(PhraseClient, method)
+        fire = self._arm(f"Phrase {method}", mode, times)
+
+        def wrapper(client_self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(client_self, *args, **kwargs)
+            fire()
+            return result
+
+        self._runtime._patch(PhraseClient, method, wrapper)
+
+    def after_aws_call(self, service: str, operation: str, *, mode: str = "crash", times: int = 1) -> None:
+        """End the handler after the connector's boto3 client completed `operation` (e.g. s3 PutObject)."""
+        from phrase_connector import aws as connector_aws
+
+        fire = self._arm(f"{service} {operation}", mode, times)
+
+        def after_call(**_: Any) -> None:
+            fire()
+
+        connector_aws.client(service).meta.events.register(f"after-call.{service}.{operation}", after_call)
 
 
 class LocalRuntime:
@@ -143,7 +191,7 @@ class LocalRuntime:
         self.functions: dict[str, LocalFunction] = {}
         self.by_name: dict[str, LocalFunction] = {}
         self.physical: dict[str, str] = {}
-        self.faults = FaultHooks()
+        self.faults = FaultHooks(self)
         self.invocations: list[tuple[str, float, bool]] = []
         self._invocations_lock = threading.Lock()
         self._mock: Any = None
@@ -255,7 +303,6 @@ class LocalRuntime:
             return json.dumps(error), True, ""
         started = time.monotonic()
         try:
-            self.faults.run(function.logical_id, event)
             handler = function.load()
             result = handler(event, FakeLambdaContext(function.name, function.timeout, function.memory))
             errored = False
@@ -263,7 +310,7 @@ class LocalRuntime:
         except Exception as exc:  # noqa: BLE001 - every handler error becomes Lambda's error payload
             errored = True
             payload = json.dumps({
-                "errorType": type(exc).__name__,
+                "errorType": exc.error_type if isinstance(exc, InjectedFault) else type(exc).__name__,
                 "errorMessage": str(exc),
                 "stackTrace": traceback.format_exception(exc)[-5:],
             })
@@ -338,6 +385,8 @@ class LocalRuntime:
             elif resource["Type"] == "AWS::S3::Bucket":
                 name = f"{STACK}-{logical_id}".lower()
                 s3.create_bucket(Bucket=name)
+                if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+                    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
                 refs[logical_id] = name
                 attributes[logical_id] = {"Arn": f"arn:aws:s3:::{name}"}
         for logical_id, resource in queues:

@@ -1,7 +1,7 @@
 """Phrase TMS simulator: a local HTTP server that behaves like Phrase TMS for tests and demos."""
 
 from .config import SimulatorConfig
-from .errors import InvalidConfig, InvalidJobStatus, UnknownJob
+from .errors import InvalidConfig, InvalidJobStatus, UnknownJob, UnknownProject
 from .faults import FaultResponse
 from .pseudo import pseudo_translate
 from .server import CallRecord, PhraseSimulator
@@ -16,5 +16,6 @@ __all__ = [
     "PhraseSimulator",
     "SimulatorConfig",
     "UnknownJob",
+    "UnknownProject",
     "pseudo_translate",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import signal
 import sys
@@ -33,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep job statuses unchanged until set through the API")
     parser.add_argument("--time-scale", type=float, default=None,
                         help="factor applied to webhook and callback retry delays (default 1.0)")
+    parser.add_argument("--fault-plan", default=None,
+                        help="fault rules as a JSON list, or @FILE to read them from a file "
+                             "(kinds and fields: phrase_tms_simulator/faults.py)")
+    parser.add_argument("--fault-seed", type=int, default=None,
+                        help="seed of the fault rules' probability draws (default 0)")
+    parser.add_argument("--enforce-rpm", type=int, default=None,
+                        help="answer 429 to TMS requests over this many per minute (default off)")
+    parser.add_argument("--enforce-concurrency", type=int, default=None,
+                        help="answer 429 to TMS requests over this many in flight (default off)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     return parser
@@ -48,12 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         "import_seconds": args.import_seconds,
         "export_seconds": args.export_seconds,
         "time_scale": args.time_scale,
+        "fault_seed": args.fault_seed,
+        "enforce_requests_per_window": args.enforce_rpm,
+        "enforce_max_concurrent": args.enforce_concurrency,
     }
     try:
+        if args.fault_plan is not None:
+            changes["fault_plan"] = _read_fault_plan(args.fault_plan)
         config = SimulatorConfig().replaced(**{k: v for k, v in changes.items() if v is not None})
         if args.no_auto_progress:
             config = config.replaced(auto_progress=False)
-    except InvalidConfig as exc:
+    except (InvalidConfig, OSError, ValueError) as exc:
         print(f"phrase-tms-simulator: invalid option: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -85,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         simulator.stop()
     print("Phrase TMS simulator stopped.")
     return 0
+
+
+def _read_fault_plan(value: str) -> object:
+    """Parse `--fault-plan`: JSON text, or `@path` of a JSON file."""
+    text = value
+    if value.startswith("@"):
+        with open(value[1:], encoding="utf-8") as plan_file:
+            text = plan_file.read()
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"--fault-plan is not valid JSON: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote
 
 from .errors import BadRequest, NotFound, PayloadTooLarge
 from .http_io import RequestContext, Response, json_response
+from .lifecycle import job_uid_list
 from .paging import page_params, parse_bool, parse_int, query_value
 from .state import JOB_STATUSES
 
@@ -30,6 +31,11 @@ CONTENT_DISPOSITION = re.compile(
 )
 _EXTENDED_FILENAME = re.compile(r"filename\*=UTF-8''([^;\s]+)")
 MAX_FILENAME_LENGTH = 255
+# Phrase's import limit for a ZIP file, which a preview package is.
+MAX_PREVIEW_PACKAGE_BYTES = 100 * 1024 * 1024
+_MULTIPART_BOUNDARY = re.compile(r"boundary=(\"[^\"]+\"|[^;\s]+)", re.IGNORECASE)
+_FORM_PARAM = re.compile(r"\bname=\"([^\"]*)\"")
+_FORM_FILENAME = re.compile(r"\bfilename=\"([^\"]*)\"")
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,34 @@ def get_project(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str
 def create_job(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str]) -> Response:
     filename = parse_content_disposition(ctx.headers.get("Content-Disposition"))
     memsource = _memsource_header(ctx.headers.get("Memsource"))
-    limit = sim.config.max_upload_bytes
 
+    content, size = _spool_body(sim, ctx)
+    try:
+        result = sim.state.create_job(params["project_uid"], filename=filename,
+                                      memsource=memsource, content=content, size=size)
+    except BaseException:
+        content.close()
+        raise
+    return json_response(201, result)
+
+
+def update_source(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str]) -> Response:
+    filename = parse_content_disposition(ctx.headers.get("Content-Disposition"))
+    memsource = _memsource_header(ctx.headers.get("Memsource"))
+
+    content, size = _spool_body(sim, ctx)
+    try:
+        result = sim.state.update_source(params["project_uid"], filename=filename,
+                                         memsource=memsource, content=content, size=size)
+    except BaseException:
+        content.close()
+        raise
+    return json_response(200, result)
+
+
+def _spool_body(sim: PhraseSimulator, ctx: RequestContext) -> tuple[IO[bytes], int]:
+    """Copy an uploaded file into a spool file, or raise 413 above `max_upload_bytes`."""
+    limit = sim.config.max_upload_bytes
     content = sim.new_spool()
     try:
         size = 0
@@ -132,12 +164,76 @@ def create_job(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str]
             if size > limit:
                 raise PayloadTooLarge(f"The file is larger than the maximum of {limit} bytes")
             content.write(chunk)
-        result = sim.state.create_job(params["project_uid"], filename=filename,
-                                      memsource=memsource, content=content, size=size)
     except BaseException:
         content.close()
         raise
-    return json_response(201, result)
+    return content, size
+
+
+def upload_preview_package(sim: PhraseSimulator, ctx: RequestContext,
+                           params: dict[str, str]) -> Response:
+    filename, data = read_multipart_file(ctx, "file", MAX_PREVIEW_PACKAGE_BYTES)
+    return json_response(201, sim.state.upload_preview_package(params["project_uid"], filename,
+                                                               data))
+
+
+def read_multipart_file(ctx: RequestContext, field_name: str, limit: int) -> tuple[str, bytes]:
+    """Return (file name, bytes) of form field `field_name` in a multipart/form-data body."""
+    content_type = ctx.headers.get("Content-Type", "")
+    boundary = _MULTIPART_BOUNDARY.search(content_type)
+    if not content_type.lower().startswith("multipart/form-data") or boundary is None:
+        raise BadRequest("Content-Type must be multipart/form-data with a boundary")
+
+    chunks, size = [], 0
+    for chunk in ctx.iter_body():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The upload is larger than the maximum of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    delimiter = b"--" + boundary.group(1).strip('"').encode("latin-1")
+    for section in body.split(delimiter)[1:]:
+        if section.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, data = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        disposition = next((line for line in head.decode("latin-1").split("\r\n")
+                            if line.lower().startswith("content-disposition:")), "")
+        name = _FORM_PARAM.search(disposition)
+        if name is None or name.group(1) != field_name:
+            continue
+        filename = _FORM_FILENAME.search(disposition)
+        # The part's data ends with the line break that precedes the next delimiter.
+        return (_latin1_header_to_text(filename.group(1)) if filename else "file",
+                data.removesuffix(b"\r\n"))
+    raise BadRequest(f"The multipart form has no {field_name!r} part")
+
+
+def assign_providers(sim: PhraseSimulator, ctx: RequestContext,
+                     params: dict[str, str]) -> Response:
+    return json_response(200, sim.state.assign_providers(params["project_uid"],
+                                                         params["template_uid"], None))
+
+
+def assign_providers_for_job_parts(sim: PhraseSimulator, ctx: RequestContext,
+                                   params: dict[str, str]) -> Response:
+    body = ctx.json_body()
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    job_uids = job_uid_list(body.get("jobs"), "jobs")
+    return json_response(200, sim.state.assign_providers(params["project_uid"],
+                                                         params["template_uid"], job_uids))
+
+
+def create_analyses(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str]) -> Response:
+    return json_response(200, sim.state.create_analyses(ctx.json_body()))
+
+
+def notify_assigned(sim: PhraseSimulator, ctx: RequestContext, params: dict[str, str]) -> Response:
+    sim.state.notify_assigned(params["project_uid"], ctx.json_body())
+    return Response(204)
 
 
 def _memsource_header(value: str | None) -> dict[str, Any]:
@@ -208,12 +304,13 @@ def export_target_file_v2(sim: PhraseSimulator, ctx: RequestContext,
 def download_target_file(sim: PhraseSimulator, ctx: RequestContext,
                          params: dict[str, str]) -> Response:
     file_format = (query_value(ctx.query, "format") or "ORIGINAL").upper()
-    filename, content, size = sim.state.open_download(
+    download = sim.state.open_download(
         params["project_uid"], params["job_uid"], params["async_request_id"], file_format
     )
-    return Response(200, headers={"Content-Type": "application/octet-stream",
-                                  "Content-Disposition": download_content_disposition(filename)},
-                    stream=content, stream_size=size)
+    headers = {"Content-Type": "application/octet-stream",
+               "Content-Disposition": download_content_disposition(download.filename)}
+    return Response(200, headers=headers, stream=download.content, stream_size=download.size,
+                    cut_after=download.cut_after)
 
 
 def get_async_request(sim: PhraseSimulator, ctx: RequestContext,
@@ -255,6 +352,15 @@ ROUTES: tuple[Route, ...] = (
     _route("GET", f"{_API}/v1/projects", list_projects),
     _route("GET", f"{_API}/v1/projects/{{project_uid}}", get_project),
     _route("POST", f"{_API}/v1/projects/{{project_uid}}/jobs", create_job),
+    _route("POST", f"{_API}/v1/projects/{{project_uid}}/jobs/source", update_source),
+    _route("POST", f"{_API}/v1/projects/{{project_uid}}/jobs/notifyAssigned", notify_assigned),
+    _route("POST", f"{_API}/v1/projects/{{project_uid}}/jobPreviewPackage",
+           upload_preview_package),
+    _route("POST", f"{_API}/v1/projects/{{project_uid}}/applyTemplate/{{template_uid}}"
+           "/assignProviders", assign_providers),
+    _route("POST", f"{_API}/v1/projects/{{project_uid}}/applyTemplate/{{template_uid}}"
+           "/assignProviders/forJobParts", assign_providers_for_job_parts),
+    _route("POST", f"{_API}/v1/analyses/byProviders", create_analyses),
     _route("GET", f"{_API}/v2/projects/{{project_uid}}/jobs", list_jobs),
     _route("GET", f"{_API}/v1/{_JOB}", get_job),
     _route("GET", f"{_API}/v1/{_JOB}/parts", list_job_parts),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidConfig
+from .faults import validate_fault_fields
 from .languages import is_known_language
 
 DEFAULT_API_TOKEN = "phrase-simulator-api-token"
@@ -65,6 +66,17 @@ class SimulatorConfig:
     auto_progress: bool = True
     webhooks_enabled: bool = True
     webhook_retry_delays: list[float] = field(default_factory=lambda: list(DEFAULT_RETRY_DELAYS))
+    # Delivery switches and scenarios: `behaviour.py` documents them. A project can override
+    # each of them with `PhraseSimulator.set_project_behaviour`.
+    webhook_drop_rate: float = 0.0
+    webhook_copies: int = 1
+    webhook_reorder_seconds: float = 0.0
+    callback_drop_rate: float = 0.0
+    callback_copies: int = 1
+    callback_reorder_seconds: float = 0.0
+    callback_retry_delays: list[float] = field(default_factory=lambda: list(DEFAULT_RETRY_DELAYS))
+    random_seed: int = 0
+    scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Multiplies the webhook and callback retry delays only. The step, import and export
     # durations are set directly.
     time_scale: float = 1.0
@@ -84,6 +96,16 @@ class SimulatorConfig:
     unauthorized_error_code: str = "Unauthorized"
     delivery_timeout_seconds: float = 5.0
     max_upload_bytes: int = 1024**3
+    # Fault injection and enforced rate limits: `faults.py` documents the plan's rules.
+    fault_plan: list[dict[str, Any]] = field(default_factory=list)
+    fault_seed: int = 0
+    enforce_requests_per_window: int = 0
+    enforce_window_seconds: float = 60.0
+    enforce_max_concurrent: int = 0
+    enforce_retry_after: bool = True
+    # Files with a pseudo-translation handler up to this size are translated in memory. Larger
+    # files are exported unchanged in chunks, so a large upload does not fill the memory.
+    pseudo_translate_max_bytes: int = 8 * 1024**2
     supported_extensions: list[str] = field(
         default_factory=lambda: list(DEFAULT_SUPPORTED_EXTENSIONS)
     )
@@ -124,6 +146,15 @@ class SimulatorConfig:
 
         for template in self.templates:
             _validate_template(template)
+
+        validate_fault_fields(self)
+        if not isinstance(self.pseudo_translate_max_bytes, int) \
+                or self.pseudo_translate_max_bytes < 0:
+            raise InvalidConfig("pseudo_translate_max_bytes must be an integer >= 0")
+
+        # Imported here because behaviour.py imports this module.
+        from .behaviour import validate_behaviour_fields
+        validate_behaviour_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields as JSON-ready values."""

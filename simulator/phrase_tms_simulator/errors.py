@@ -77,3 +77,7 @@ class InvalidJobStatus(ValueError):
 
 class UnknownJob(KeyError):
     """No job part has the given uid."""
+
+
+class UnknownProject(KeyError):
+    """No project has the given uid."""

@@ -109,13 +109,18 @@ class RequestContext:
 
 @dataclass
 class Response:
-    """A response: a bytes body, or a file streamed in chunks when `stream` is set."""
+    """A response: a bytes body, or a file streamed in chunks when `stream` is set.
+
+    When `cut_after` is set, the server announces the full length but sends only that many body
+    bytes, then closes the connection.
+    """
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     stream: IO[bytes] | None = None
     stream_size: int = 0
+    cut_after: int | None = None
 
 
 def json_response(status: int, payload: Any) -> Response:

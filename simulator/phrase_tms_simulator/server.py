@@ -21,8 +21,15 @@ from urllib.parse import parse_qs, urlsplit
 from . import api
 from .clock import Scheduler
 from .config import SimulatorConfig
-from .errors import ApiError, InvalidConfig, InvalidJobStatus, OAuthError, UnknownJob
-from .faults import FaultHook
+from .errors import (
+    ApiError,
+    InvalidConfig,
+    InvalidJobStatus,
+    OAuthError,
+    UnknownJob,
+    UnknownProject,
+)
+from .faults import FaultHook, FaultInjector, FaultResponse
 from .http_io import CHUNK_SIZE, RequestContext, Response, error_response, json_response
 from .state import SimulatorState
 from .webhooks import DeliveryDispatcher, DeliveryRecord
@@ -72,6 +79,7 @@ class PhraseSimulator:
                                               self._on_webhook_result)
         self.state = SimulatorState(lambda: self._config, self._scheduler, self._dispatcher,
                                     self.new_spool)
+        self.fault_injector = FaultInjector(lambda: self._config, self.state)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -153,6 +161,10 @@ class PhraseSimulator:
 
         if "templates" in changes:
             self.state.load_templates(self._config.templates)
+        if any(name.startswith(("fault_", "enforce_")) for name in changes):
+            self.fault_injector.reset()
+        if "scenarios" in changes:
+            self.state.behaviours.reset_global_uses()
         if self._config.auto_progress and not old.auto_progress:
             self.state.resume_progress()
         logger.info("config updated: %s", ", ".join(sorted(changes)))
@@ -185,9 +197,41 @@ class PhraseSimulator:
         """Force a job part's status and emit JOB_STATUS_CHANGED like a real change."""
         self.state.set_job_status(job_uid, status)
 
+    def set_project_behaviour(self, project_uid: str, **switches: Any) -> dict[str, Any]:
+        """Override delivery switches or scenarios for one project and return its overrides.
+
+        The names are those of `behaviour.PROJECT_SWITCHES` (the config fields they override).
+        A value of None removes that override. `scenarios` replaces the project's scenarios and
+        restarts their counts. Raises `InvalidConfig` or `UnknownProject`.
+        """
+        return self.state.set_project_behaviour(project_uid, switches)
+
+    def project_behaviour(self, project_uid: str) -> dict[str, Any]:
+        """Return the switches and scenarios that the project overrides."""
+        return self.state.project_behaviour(project_uid)
+
+    def clear_project_behaviour(self, project_uid: str) -> None:
+        """Remove every override of the project, so the global config applies again."""
+        self.state.clear_project_behaviour(project_uid)
+
+    def set_job_continuous(self, job_uid: str, continuous: bool = True) -> None:
+        """Mark the file of a job part as continuous, so its source update gets a 400."""
+        self.state.set_job_continuous(job_uid, continuous)
+
     def revoke_access_tokens(self) -> int:
         """Invalidate every issued access token, so the next TMS call gets 401."""
         return self.state.revoke_access_tokens()
+
+    def set_fault_plan(self, plan: list[dict[str, Any]], *, seed: int | None = None) -> None:
+        """Replace the fault plan (rules as in `faults.py`) and zero the fault counters."""
+        changes: dict[str, Any] = {"fault_plan": plan}
+        if seed is not None:
+            changes["fault_seed"] = seed
+        self.update_config(**changes)
+
+    def fault_status(self) -> dict[str, Any]:
+        """Return the fault rules with how often each matched and fired, and the limits' counters."""
+        return self.fault_injector.status()
 
     def new_spool(self) -> IO[bytes]:
         """Return a temporary file that stays in memory up to 8 MiB, then moves to disk."""
@@ -221,15 +265,15 @@ class PhraseSimulator:
         return response
 
     def _handle_phrase(self, ctx: RequestContext) -> Response:
-        try:
-            if self.faults is not None:
+        with self.fault_injector.admit(ctx) as fault:
+            if fault is None and self.faults is not None:
                 fault = self.faults(ctx)
-                if fault is not None:
-                    if fault.delay_seconds:
-                        time.sleep(fault.delay_seconds)
-                    headers = {"Content-Type": fault.content_type, **fault.headers}
-                    return Response(fault.status, fault.body_bytes(), headers)
+            if fault is not None:
+                return _fault_response(fault)
+            return self._route_phrase(ctx)
 
+    def _route_phrase(self, ctx: RequestContext) -> Response:
+        try:
             route, params, allowed = api.resolve(ctx.method, ctx.path)
             if route is None and allowed:
                 return error_response(405, "MethodNotAllowed",
@@ -274,6 +318,20 @@ class PhraseSimulator:
                 return json_response(200, {"deliveries": records})
             if path == "revoke-tokens" and ctx.method == "POST":
                 return json_response(200, {"revoked": self.revoke_access_tokens()})
+            if path == "expire-tokens" and ctx.method == "POST":
+                return json_response(200, {"expired": self.state.expire_access_tokens()})
+            if path == "faults" and ctx.method == "GET":
+                return json_response(200, self.fault_status())
+            if path == "faults" and ctx.method == "PUT":
+                body = ctx.json_body()
+                if not isinstance(body, dict) or not isinstance(body.get("plan"), list):
+                    return error_response(400, "InvalidArguments",
+                                          'Send {"plan": [rules...], "seed": <optional int>}')
+                self.set_fault_plan(body["plan"], seed=body.get("seed"))
+                return json_response(200, self.fault_status())
+            if path == "faults" and ctx.method == "DELETE":
+                self.set_fault_plan([])
+                return Response(204)
 
             status_match = re.fullmatch(r"jobs/([^/]+)/status", path)
             if status_match and ctx.method == "POST":
@@ -281,14 +339,52 @@ class PhraseSimulator:
                 status = body.get("status") if isinstance(body, dict) else None
                 self.set_job_status(status_match.group(1), status)
                 return Response(204)
+
+            continuous_match = re.fullmatch(r"jobs/([^/]+)/continuous", path)
+            if continuous_match and ctx.method == "POST":
+                body = ctx.json_body()
+                continuous = body.get("continuous", True) if isinstance(body, dict) else None
+                if not isinstance(continuous, bool):
+                    return error_response(400, "InvalidArguments",
+                                          'Send {"continuous": true} or {"continuous": false}')
+                self.set_job_continuous(continuous_match.group(1), continuous)
+                return Response(204)
+
+            behaviour_match = re.fullmatch(r"projects/([^/]+)/behaviour", path)
+            if behaviour_match:
+                return self._handle_behaviour(ctx, behaviour_match.group(1))
         except (InvalidConfig, InvalidJobStatus) as exc:
             return error_response(400, "InvalidArguments", str(exc))
         except UnknownJob as exc:
             return error_response(404, "ResourceNotFound", f"Job {exc.args[0]} not found")
+        except UnknownProject as exc:
+            return error_response(404, "ResourceNotFound", f"Project {exc.args[0]} not found")
         except ApiError as exc:
             return error_response(exc.status, exc.error_code, exc.description)
 
         return error_response(404, "ResourceNotFound", f"No admin endpoint {ctx.method} {ctx.path}")
+
+    def _handle_behaviour(self, ctx: RequestContext, project_uid: str) -> Response:
+        if ctx.method == "GET":
+            return json_response(200, self.project_behaviour(project_uid))
+        if ctx.method == "PATCH":
+            switches = ctx.json_body()
+            if not isinstance(switches, dict):
+                return error_response(400, "InvalidArguments",
+                                      "Send a JSON object of switch names and values")
+            return json_response(200, self.set_project_behaviour(project_uid, **switches))
+        if ctx.method == "DELETE":
+            self.clear_project_behaviour(project_uid)
+            return Response(204)
+        return error_response(405, "MethodNotAllowed", f"{ctx.method} is not allowed on {ctx.path}",
+                              {"Allow": "DELETE, GET, PATCH"})
+
+
+def _fault_response(fault: FaultResponse) -> Response:
+    if fault.delay_seconds:
+        time.sleep(fault.delay_seconds)
+    headers = {"Content-Type": fault.content_type, **fault.headers}
+    return Response(fault.status, fault.body_bytes(), headers)
 
 
 class _Server(ThreadingHTTPServer):
@@ -327,6 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: Response) -> None:
+        if response.cut_after is not None:
+            self.close_connection = True
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -344,9 +442,16 @@ class _Handler(BaseHTTPRequestHandler):
         if response.stream is None:
             self.wfile.write(response.body)
             return
+        limit = response.cut_after
+        sent = 0
         try:
             while chunk := response.stream.read(CHUNK_SIZE):
+                if limit is not None and sent + len(chunk) > limit:
+                    # The body ends early and the connection closes: a download cut midway.
+                    self.wfile.write(chunk[:limit - sent])
+                    break
                 self.wfile.write(chunk)
+                sent += len(chunk)
         finally:
             response.stream.close()
 

@@ -3,7 +3,9 @@ async requests and webhooks, all guarded by one lock.
 
 The HTTP layer calls the public methods and turns `ApiError` into error responses. Timed work
 (import, export, the status steps of a simulated linguist) runs on the `Scheduler`. Events go to
-the `DeliveryDispatcher`, which posts them from its own thread.
+the `DeliveryDispatcher`, which posts them from its own thread. The operations after job creation
+(preview packages, provider assignment, analyses, notifications, source updates) are in
+`lifecycle.py`. The delivery switches and scenarios in force per project are in `behaviour.py`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import json
 import logging
 import re
 import secrets
-import string
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
-from .clock import ScheduledAction, Scheduler, utc_now_iso
+from .behaviour import ProjectBehaviours
+from .clock import Scheduler, utc_now_iso
 from .config import WORKFLOW_STEP_CATALOGUE, SimulatorConfig
 from .errors import (
     ApiError,
@@ -33,142 +35,49 @@ from .errors import (
     OAuthError,
     Unauthorized,
     UnknownJob,
+    UnknownProject,
 )
 from .languages import is_known_language
+from .lifecycle import LifecycleOperations
+from .model import (
+    DONE_STATUSES,
+    JOB_STATUSES,
+    SIMULATOR_USER,
+    WEBHOOK_EVENTS,
+    Analysis,
+    AsyncRequest,
+    Chain,
+    JobPart,
+    PreviewPackage,
+    Project,
+    SourceFile,
+    Webhook,
+    new_uid,
+    simulated_provider,
+)
 from .paging import page_of
-from .pseudo import pseudo_translate
+from .streams import count_words, export_target
 from .webhooks import DeliveryDispatcher, is_local_url
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetDownload:
+    """An exported target file ready to send. `cut_after` is set when the send must stop early."""
+
+    filename: str
+    content: IO[bytes]
+    size: int
+    cut_after: int | None = None
+
 
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 API_TOKEN_TYPE = "urn:phrase:params:oauth:token-type:api_token"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
-JOB_STATUSES = ("NEW", "EMAILED", "ACCEPTED", "DECLINED", "REJECTED", "DELIVERED", "COMPLETED",
-                "CANCELLED")
-# A workflow level whose job part is in one of these lets the next level start.
-_DONE_STATUSES = frozenset({"COMPLETED", "DELIVERED"})
 
-WEBHOOK_EVENTS = frozenset((
-    "JOB_STATUS_CHANGED JOB_CREATED JOB_DELETED JOB_UNSHARED JOB_ASSIGNED JOB_DUE_DATE_CHANGED "
-    "JOB_UPDATED JOB_TARGET_UPDATED JOB_EXPORTED JOB_UNEXPORTED JOB_AUTO_LQA_FINISHED "
-    "JOB_METADATA_UPDATED JOB_CUSTOM_FIELDS_UPDATED PROJECT_CREATED PROJECT_DELETED "
-    "PROJECT_UNSHARED PROJECT_STATUS_CHANGED PROJECT_DUE_DATE_CHANGED SHARED_PROJECT_ASSIGNED "
-    "PROJECT_METADATA_UPDATED PRE_TRANSLATION_FINISHED ANALYSIS_CREATED CONTINUOUS_JOB_UPDATED "
-    "PROJECT_TEMPLATE_CREATED PROJECT_TEMPLATE_UPDATED PROJECT_TEMPLATE_DELETED "
-    "ASYNC_REQUEST_FINISHED RAW_MT_CONVERTER_IMPORT_FINISHED RAW_MT_PRE_TRANSLATION_FINISHED "
-    "RAW_MT_QUALITY_ESTIMATION_FINISHED TERM_BASE_CONCEPT_CREATED TERM_BASE_CONCEPT_UPDATED "
-    "TERM_BASE_CONCEPT_DELETED TERM_BASE_IMPORTED TERM_BASE_TERM_CREATED TERM_BASE_TERM_UPDATED "
-    "TERM_BASE_TERM_DELETED"
-).split())
-
-SIMULATOR_USER = {
-    "id": "1", "uid": "simUser0000000000001", "userName": "simulator", "firstName": "Phrase",
-    "lastName": "Simulator", "email": "simulator@localhost", "role": "ADMIN",
-}
-
-_UID_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_uid() -> str:
-    """Return a random 20-character uid in the style of Phrase's uids."""
-    return "".join(secrets.choice(_UID_ALPHABET) for _ in range(20))
-
-
-@dataclass
-class Project:
-    uid: str
-    id: str
-    internal_id: int
-    name: str
-    source_lang: str
-    target_langs: list[str]
-    workflow_steps: list[dict[str, Any]]
-    template_uid: str
-    date_created: str
-    note: str | None = None
-    date_due: str | None = None
-    status: str = "NEW"
-
-    @property
-    def last_workflow_level(self) -> int:
-        return len(self.workflow_steps) or 1
-
-
-@dataclass
-class SourceFile:
-    """One uploaded file, whose job parts share the bytes and the import status."""
-
-    uid: str
-    project_uid: str
-    filename: str
-    directory: str | None
-    content: IO[bytes]
-    size: int
-    inner_id: int
-    import_async_id: str
-    memsource_header: dict[str, Any]
-    import_status: str = "RUNNING"
-    import_error: str | None = None
-    words_count: int = 0
-    part_uids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class JobPart:
-    uid: str
-    id: str
-    project_uid: str
-    file_uid: str
-    target_lang: str
-    workflow_level: int
-    workflow_step: dict[str, Any] | None
-    date_created: str
-    task: str
-    status: str = "NEW"
-    imported: bool = False
-    status_changes: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class AsyncRequest:
-    id: str
-    action: str
-    project_uid: str
-    date_created: str
-    job_uid: str | None = None
-    callback_url: str | None = None
-    response: dict[str, Any] | None = None
-    result: IO[bytes] | None = None
-    result_size: int = 0
-    consumed: bool = False
-
-
-@dataclass
-class Webhook:
-    uid: str
-    id: str
-    name: str | None
-    url: str
-    events: list[str]
-    status: str
-    secret_token: str | None
-    secret_token_type: str
-    hidden: bool
-    created: str
-    failed_attempts: int = 0
-
-
-@dataclass
-class _Chain:
-    """The job parts of one (file, target language), one per workflow level."""
-
-    part_uids: list[str]
-    timer: ScheduledAction | None = None
-
-
-class SimulatorState:
+class SimulatorState(LifecycleOperations):
     """All objects of the simulated organization and the operations on them."""
 
     def __init__(self, get_config: Callable[[], SimulatorConfig], scheduler: Scheduler,
@@ -189,7 +98,11 @@ class SimulatorState:
         self._jobs: dict[str, JobPart] = {}
         self._async_requests: dict[str, AsyncRequest] = {}
         self._webhooks: dict[str, Webhook] = {}
-        self._chains: dict[tuple[str, str], _Chain] = {}
+        self._chains: dict[tuple[str, str], Chain] = {}
+        self._preview_packages: dict[str, PreviewPackage] = {}
+        self._analyses: dict[str, Analysis] = {}
+        self._notifications: list[dict[str, Any]] = []
+        self.behaviours = ProjectBehaviours()
         self.load_templates(get_config().templates)
 
     def _next_id(self) -> str:
@@ -262,6 +175,16 @@ class SimulatorState:
             count = len(self._access_tokens)
             self._access_tokens.clear()
         logger.info("revoked %d access tokens", count)
+        return count
+
+    def expire_access_tokens(self) -> int:
+        """Let every issued access token expire now and return how many there were."""
+        now = time.time()
+        with self._lock:
+            for token in self._access_tokens:
+                self._access_tokens[token] = now
+            count = len(self._access_tokens)
+        logger.info("expired %d access tokens", count)
         return count
 
     # Templates ----------------------------------------------------------------------------------
@@ -377,7 +300,7 @@ class SimulatorState:
             "targetLangs": list(project.target_langs), "references": [],
             "mtSettingsPerLanguageList": [], "userRole": "ADMIN", "shared": False,
             "progress": {"totalCount": len(parts),
-                         "finishedCount": sum(j.status in _DONE_STATUSES for j in parts),
+                         "finishedCount": sum(j.status in DONE_STATUSES for j in parts),
                          "overdueCount": 0},
             "client": None, "costCenter": None, "businessUnit": None, "dateDue": project.date_due,
             "status": project.status, "purchaseOrder": None, "isPublishedOnJobBoard": False,
@@ -411,6 +334,11 @@ class SimulatorState:
                 content.close()
                 raise BadRequest("callbackUrl must be an http URL on 127.0.0.1 or localhost "
                                  "(the simulator sends nothing to other hosts)")
+            try:
+                preview = self._preview_package_ref(project_uid, memsource)
+            except ApiError:
+                content.close()
+                raise
 
             extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
             if extension not in config.supported_extensions:
@@ -429,11 +357,15 @@ class SimulatorState:
                 content=content, size=size, inner_id=next(inner_ids),
                 import_async_id=import_request.id, memsource_header=dict(memsource),
             )
+            if preview is not None:
+                source.preview_package_uid, source.preview_file_ref = preview
+            source.planned_import_error = self._plan_import_error(
+                project_uid, filename, list(target_langs))
             self._files[source.uid] = source
 
             created = []
             for lang in dict.fromkeys(target_langs):
-                chain = _Chain(part_uids=[])
+                chain = Chain(part_uids=[])
                 for step in project.workflow_steps or [None]:
                     part = JobPart(
                         uid=new_uid(), id=self._next_id(), project_uid=project_uid,
@@ -463,36 +395,69 @@ class SimulatorState:
                 "warnings": [],
             }
 
+    def _preview_package_ref(self, project_uid: str,
+                             memsource: dict[str, Any]) -> tuple[str, str] | None:
+        """Resolve `jobPreviewPackageFileUidRef` to (package uid, the uid sent), or raise 400."""
+        ref = memsource.get("jobPreviewPackageFileUidRef")
+        if ref is None:
+            return None
+        uid = ref.get("uid") if isinstance(ref, dict) else None
+        if not isinstance(uid, str) or not uid:
+            raise BadRequest('jobPreviewPackageFileUidRef must be {"uid": "<preview file uid>"}')
+
+        # Phrase's guides do not say whether the package's uid or its fileUid is meant: both work.
+        for package in self._preview_packages.values():
+            if package.project_uid == project_uid and uid in (package.uid, package.file_uid):
+                return package.uid, uid
+        raise BadRequest(f"jobPreviewPackageFileUidRef: no preview package {uid} in project "
+                         f"{project_uid}")
+
+    def _plan_import_error(self, project_uid: str, filename: str,
+                           target_langs: list[str]) -> tuple[str, str] | None:
+        scenario = self.behaviours.take_scenario(project_uid, "importError", self._get_config(),
+                                                 target_langs=target_langs, filename=filename)
+        if scenario is None:
+            return None
+        # NOTE: Phrase does not document the async error code of a failed import.
+        return (scenario.get("errorCode", "IMPORT_FAILED"),
+                scenario.get("errorMessage", f"The file {filename} could not be imported"))
+
     def _finish_import(self, file_uid: str) -> None:
         with self._lock:
             source = self._files.get(file_uid)
             if source is None:
                 return
 
-            source.content.seek(0)
-            data = source.content.read()
-            if not data:
-                source.import_status = "ERROR"
-                source.import_error = f"The file {source.filename} is empty: nothing to import"
-            else:
-                source.import_status = "OK"
-                source.words_count = len(data.decode("utf-8", errors="replace").split())
-
-            for uid in source.part_uids:
-                self._jobs[uid].imported = source.import_status == "OK"
-
+            error_code = self._complete_import(source)
             request = self._async_requests[source.import_async_id]
-            if source.import_status == "OK":
-                self._finish_async(request)
-            else:
-                # NOTE: Phrase does not document the async error code of a failed import.
-                self._finish_async(request, error_code="IMPORT_FAILED",
-                                   error_desc=source.import_error)
+            self._finish_async(request, error_code=error_code, error_desc=source.import_error)
             logger.info("file %s import finished: %s", file_uid, source.import_status)
+            self._arm_file(source)
 
-            if source.import_status == "OK":
-                for lang in {self._jobs[uid].target_lang for uid in source.part_uids}:
-                    self._arm_chain((file_uid, lang))
+    def _complete_import(self, source: SourceFile) -> str | None:
+        """Set the import status of a file and its job parts, and return the async error code."""
+        size, words = count_words(source.content)
+        error_code = None
+        if source.planned_import_error is not None:
+            error_code, source.import_error = source.planned_import_error
+            source.import_status = "ERROR"
+        elif size == 0:
+            error_code = "IMPORT_FAILED"
+            source.import_status = "ERROR"
+            source.import_error = f"The file {source.filename} is empty: nothing to import"
+        else:
+            source.import_status = "OK"
+            source.import_error = None
+            source.words_count = words
+
+        for uid in source.part_uids:
+            self._jobs[uid].imported = source.import_status == "OK"
+        return error_code
+
+    def _arm_file(self, source: SourceFile) -> None:
+        if source.import_status == "OK":
+            for lang in {self._jobs[uid].target_lang for uid in source.part_uids}:
+                self._arm_chain((source.uid, lang))
 
     def get_job(self, project_uid: str, job_uid: str) -> dict[str, Any]:
         with self._lock:
@@ -553,10 +518,10 @@ class SimulatorState:
             "uid": part.uid, "innerId": str(source.inner_id), "status": part.status,
             "targetLang": part.target_lang, "workflowLevel": part.workflow_level,
             "workflowStep": self._step_ref(part), "filename": source.filename, "dateDue": None,
-            "dateCreated": part.date_created, "updateSourceDate": None, "imported": part.imported,
-            "providers": [], "jobAssignedEmailTemplate": None,
-            "notificationIntervalInMinutes": None, "continuous": False,
-            "sourceFileUid": source.uid,
+            "dateCreated": part.date_created, "updateSourceDate": source.update_source_date,
+            "imported": part.imported, "providers": [dict(p) for p in part.providers],
+            "jobAssignedEmailTemplate": None, "notificationIntervalInMinutes": None,
+            "continuous": source.continuous, "sourceFileUid": source.uid,
         }
 
     def _import_status(self, source: SourceFile) -> dict[str, Any]:
@@ -566,10 +531,11 @@ class SimulatorState:
         source = self._files[part.file_uid]
         return {
             "uid": part.uid, "innerId": str(source.inner_id), "status": part.status,
-            "providers": [], "targetLang": part.target_lang, "workflowStep": self._step_ref(part),
+            "providers": [dict(p) for p in part.providers], "targetLang": part.target_lang,
+            "workflowStep": self._step_ref(part),
             "filename": source.filename, "originalFileDirectory": source.directory,
             "dateDue": None, "dateCreated": part.date_created, "imported": part.imported,
-            "importStatus": self._import_status(source), "continuous": False,
+            "importStatus": self._import_status(source), "continuous": source.continuous,
             "sourceFileUid": source.uid, "split": False, "serverTaskId": part.task,
             "owner": SIMULATOR_USER, "remoteFile": None,
         }
@@ -579,15 +545,17 @@ class SimulatorState:
         project = self._projects[part.project_uid]
         return {
             "uid": part.uid, "innerId": str(source.inner_id), "status": part.status,
-            "providers": [], "sourceLang": project.source_lang, "targetLang": part.target_lang,
+            "providers": [dict(p) for p in part.providers], "sourceLang": project.source_lang,
+            "targetLang": part.target_lang,
             "workflowLevel": part.workflow_level,
             "lastWorkflowLevel": project.last_workflow_level,
             "workflowStep": self._step_ref(part), "filename": source.filename,
             "originalFileDirectory": source.directory, "dateDue": None,
-            "dateCreated": part.date_created, "updateSourceDate": None, "updateTargetDate": None,
+            "dateCreated": part.date_created, "updateSourceDate": source.update_source_date,
+            "updateTargetDate": None,
             "wordsCount": source.words_count, "beginIndex": 0, "endIndex": 0,
             "isParentJobSplit": False, "imported": part.imported,
-            "importStatus": self._import_status(source), "continuous": False,
+            "importStatus": self._import_status(source), "continuous": source.continuous,
             "continuousJobInfo": None,
             "jobReference": {"uid": source.uid, "filename": source.filename},
             "project": {"uid": project.uid, "name": project.name},
@@ -632,11 +600,11 @@ class SimulatorState:
         chain.timer = self._scheduler.call_later(config.step_seconds, lambda: self._step(key),
                                                  name=f"status step {key}")
 
-    def _next_step_part(self, chain: _Chain) -> JobPart | None:
+    def _next_step_part(self, chain: Chain) -> JobPart | None:
         """Return the lowest-level part that is not done, if a linguist would move it on."""
         for uid in chain.part_uids:
             part = self._jobs[uid]
-            if part.status in _DONE_STATUSES:
+            if part.status in DONE_STATUSES:
                 continue
             return part if part.status in ("NEW", "EMAILED", "ACCEPTED") else None
         return None
@@ -651,8 +619,28 @@ class SimulatorState:
             part = self._next_step_part(chain)
             if part is None:
                 return
-            self._change_status(part, "COMPLETED" if part.status == "ACCEPTED" else "ACCEPTED")
+            planned = "COMPLETED" if part.status == "ACCEPTED" else "ACCEPTED"
+            status = self._scenario_status(part, planned) or planned
+            if status == "ACCEPTED" and not part.providers:
+                part.providers = [simulated_provider(part.workflow_level)]
+            if status == "DECLINED":
+                # The provider who declined is no longer assigned, so assigning again can help.
+                part.providers = []
+            self._change_status(part, status)
             self._arm_chain(key)
+
+    def _scenario_status(self, part: JobPart, planned: str) -> str | None:
+        """Return the status a decline, reject or cancel scenario sets instead of `planned`."""
+        config = self._get_config()
+        filters = {"target_langs": [part.target_lang], "workflow_level": part.workflow_level,
+                   "filename": self._files[part.file_uid].filename, "planned_status": planned}
+        first = ("decline", "DECLINED") if planned == "ACCEPTED" else ("reject", "REJECTED")
+        for name, status in (first, ("cancel", "CANCELLED")):
+            if self.behaviours.take_scenario(part.project_uid, name, config, **filters):
+                logger.info("job part %s: scenario %s sets %s instead of %s", part.uid, name,
+                            status, planned)
+                return status
+        return None
 
     def resume_progress(self) -> None:
         """Arm every (file, target language) that can progress, after auto_progress is turned on."""
@@ -679,9 +667,13 @@ class SimulatorState:
             "warnings": [], "acceptedSegmentsCount": 0,
         }
         if request.callback_url:
-            self._dispatcher.send_callback(url=request.callback_url, action=request.action,
-                                           async_request_id=request.id,
-                                           payload={"asyncRequest": self._async_dto(request)})
+            switches = self.behaviours.delivery_switches(request.project_uid, "callback",
+                                                         self._get_config())
+            self._dispatcher.send_callback(
+                url=request.callback_url, action=request.action, async_request_id=request.id,
+                payload={"asyncRequest": self._async_dto(request), **request.callback_extra},
+                switches=switches,
+            )
 
     def _async_dto(self, request: AsyncRequest, *, v2: bool = False) -> dict[str, Any]:
         project = self._projects.get(request.project_uid)
@@ -717,6 +709,13 @@ class SimulatorState:
 
             request = self._new_async_request("EXPORT_COMPLETE_FILE", project_uid,
                                               job_uid=job_uid, callback_url=callback_url)
+            scenario = self.behaviours.take_scenario(project_uid, "exportError", config,
+                                                     **self._scenario_filters(part))
+            if scenario is not None:
+                # NOTE: Phrase does not document the error codes of a failed export.
+                request.planned_error = (
+                    scenario.get("errorCode", "EXPORT_FAILED"),
+                    scenario.get("errorDesc", "The target file could not be exported"))
             self._scheduler.call_later(config.export_seconds,
                                        lambda: self._finish_export(request.id),
                                        name=f"export {request.id}")
@@ -724,25 +723,32 @@ class SimulatorState:
             return {"asyncRequest": self._async_dto(request, v2=True),
                     "reference": {"uid": job_uid, "type": "JOB"}}
 
+    def _scenario_filters(self, part: JobPart) -> dict[str, Any]:
+        return {"target_langs": [part.target_lang], "workflow_level": part.workflow_level,
+                "filename": self._files[part.file_uid].filename}
+
     def _finish_export(self, async_id: str) -> None:
         with self._lock:
             request = self._async_requests[async_id]
+            if request.planned_error is not None:
+                error_code, error_desc = request.planned_error
+                self._finish_async(request, error_code=error_code, error_desc=error_desc)
+                logger.info("export async request %s failed: %s", async_id, error_code)
+                return
+
             part = self._jobs[request.job_uid]
             source = self._files[part.file_uid]
-            source.content.seek(0)
-            # NOTE: the whole file is pseudo-translated in memory on the clock thread.
-            translated = pseudo_translate(source.content.read(), source.filename, part.target_lang)
-
             result = self._spool()
-            result.write(translated)
+            size = export_target(source.content, result, source.filename, part.target_lang,
+                                 self._get_config().pseudo_translate_max_bytes)
             request.result = result
-            request.result_size = len(translated)
+            request.result_size = size
             self._finish_async(request)
-            logger.info("export async request %s finished (%d bytes)", async_id, len(translated))
+            logger.info("export async request %s finished (%d bytes)", async_id, size)
 
     def open_download(self, project_uid: str, job_uid: str, async_id: str,
-                      file_format: str) -> tuple[str, IO[bytes], int]:
-        """Consume an export's async request id and return (filename, open file, size)."""
+                      file_format: str) -> TargetDownload:
+        """Consume an export's async request id and return the file to send."""
         config = self._get_config()
         with self._lock:
             part = self._job(project_uid, job_uid)
@@ -758,6 +764,11 @@ class SimulatorState:
                                "downloaded; start a new export",
                                status=config.download_consumed_status,
                                error_code=config.download_consumed_error_code)
+            failed_code = (request.response or {}).get("errorCode")
+            if failed_code:
+                # NOTE: Phrase does not document the status of a download after a failed export.
+                raise BadRequest(f"The export of async request {async_id} failed "
+                                 f"({failed_code}); start a new export", error_code=failed_code)
             if request.response is None or request.result is None:
                 raise ApiError(f"The export of async request {async_id} has not finished yet",
                                status=config.download_not_ready_status,
@@ -766,9 +777,17 @@ class SimulatorState:
             request.consumed = True
             result, request.result = request.result, None
             result.seek(0)
+            cut_after = None
+            scenario = self.behaviours.take_scenario(project_uid, "downloadInterrupted", config,
+                                                     **self._scenario_filters(part))
+            if scenario is not None:
+                cut_after = int(request.result_size * scenario.get("fraction", 0.5))
+                logger.info("job part %s: download of async request %s will stop after %d of "
+                            "%d bytes", job_uid, async_id, cut_after, request.result_size)
             logger.info("job part %s: target file of async request %s downloaded",
                         job_uid, async_id)
-            return self._files[part.file_uid].filename, result, request.result_size
+            return TargetDownload(self._files[part.file_uid].filename, result,
+                                  request.result_size, cut_after)
 
     # Webhooks -----------------------------------------------------------------------------------
 
@@ -831,6 +850,25 @@ class SimulatorState:
                 raise NotFound(f"Webhook {uid} not found")
         logger.info("webhook %s deleted", uid)
 
+    def set_project_behaviour(self, project_uid: str, switches: dict[str, Any]) -> dict[str, Any]:
+        """Merge delivery switches and scenarios into a project's overrides and return them."""
+        with self._lock:
+            if project_uid not in self._projects:
+                raise UnknownProject(project_uid)
+        overrides = self.behaviours.update(project_uid, switches, self._get_config())
+        logger.info("project %s: behaviour set: %s", project_uid, ", ".join(sorted(switches)))
+        return overrides
+
+    def project_behaviour(self, project_uid: str) -> dict[str, Any]:
+        with self._lock:
+            if project_uid not in self._projects:
+                raise UnknownProject(project_uid)
+        return self.behaviours.get(project_uid)
+
+    def clear_project_behaviour(self, project_uid: str) -> None:
+        self.project_behaviour(project_uid)
+        self.behaviours.clear(project_uid)
+
     def record_webhook_result(self, webhook_uid: str, delivered: bool) -> None:
         """Count consecutive failed deliveries, like Phrase's `failedAttempts`."""
         with self._lock:
@@ -852,18 +890,8 @@ class SimulatorState:
     def _emit_job_event(self, event: str, parts: list[JobPart]) -> None:
         """Queue a job event for every enabled webhook subscribed to it (called under the lock)."""
         config = self._get_config()
-        if not config.webhooks_enabled:
-            return
-        targets = [w for w in self._webhooks.values()
-                   if w.status == "ENABLED" and event in w.events]
-        if not targets:
-            return
-
         project = self._projects[parts[0].project_uid]
-        payload = {
-            "event": event,
-            "timestamp": int(time.time()),
-            "eventUid": new_uid(),
+        self._emit_event(event, project, {
             "jobParts": [self._webhook_job_part(part, project, config) for part in parts],
             "metadata": {"project": {
                 "id": int(project.id), "uid": project.uid, "name": project.name,
@@ -871,12 +899,28 @@ class SimulatorState:
                 "createdBy": {"id": 1, "uid": SIMULATOR_USER["uid"], "username": "simulator"},
                 "owner": {"id": 1, "uid": SIMULATOR_USER["uid"], "username": "simulator"},
             }},
-        }
+        })
+
+    def _emit_event(self, event: str, project: Project, body: dict[str, Any]) -> None:
+        """Queue `event` with `body` for its subscribed webhooks (called under the lock).
+
+        Nothing is sent when the project's webhooks are switched off.
+        """
+        config = self._get_config()
+        if not self.behaviours.setting(project.uid, "webhooks_enabled", config):
+            return
+        targets = [w for w in self._webhooks.values()
+                   if w.status == "ENABLED" and event in w.events]
+        if not targets:
+            return
+
+        payload = {"event": event, "timestamp": int(time.time()), "eventUid": new_uid(), **body}
+        switches = self.behaviours.delivery_switches(project.uid, "webhook", config)
         for webhook in targets:
             self._dispatcher.send_webhook(
                 url=webhook.url, event=event, event_uid=payload["eventUid"], payload=payload,
                 webhook_uid=webhook.uid, secret_token=webhook.secret_token,
-                secret_token_type=webhook.secret_token_type,
+                secret_token_type=webhook.secret_token_type, switches=switches,
             )
 
     def _webhook_job_part(self, part: JobPart, project: Project,
@@ -910,6 +954,11 @@ class SimulatorState:
                     "status": part.status, "imported": part.imported,
                     "importStatus": source.import_status,
                     "statusChanges": [dict(c) for c in part.status_changes],
+                    "providers": [dict(p) for p in part.providers],
+                    "continuous": source.continuous, "sourceRevision": source.revision,
+                    "updateSourceDate": source.update_source_date,
+                    "previewPackageUid": source.preview_package_uid,
+                    "jobPreviewPackageFileUid": source.preview_file_ref,
                 })
             return {
                 "projects": [{"uid": p.uid, "id": p.id, "name": p.name,
@@ -926,6 +975,10 @@ class SimulatorState:
                 "webhooks": [self._webhook_dto(w) for w in self._webhooks.values()],
                 "templates": [t["uid"] for t in self._templates.values()],
                 "accessTokens": len(self._access_tokens),
+                "previewPackages": [self._preview_package_dto(p)
+                                    for p in self._preview_packages.values()],
+                "analyses": [self._analysis_dto(a) for a in self._analyses.values()],
+                "notifications": [dict(n) for n in self._notifications],
             }
 
     def close(self) -> None:

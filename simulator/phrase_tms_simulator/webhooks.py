@@ -2,8 +2,11 @@
 
 Events are queued by the state and posted by one background worker, so a request that causes an
 event never waits for the receiver. Only HTTP 200 counts as delivered, as in Phrase. A failed
-attempt is retried after the configured delays (scaled by `time_scale`), at most 10 times. Every
-attempt is recorded. Only URLs on 127.0.0.1 or localhost are ever contacted.
+attempt is retried after the configured delays (`webhook_retry_delays` or
+`callback_retry_delays`, scaled by `time_scale`), at most 10 times. Before the first attempt the
+delivery switches (`behaviour.DeliverySwitches`) may drop a delivery, send copies of it, or hold
+it in a reorder window. Every attempt and every dropped copy is recorded. Only URLs on 127.0.0.1
+or localhost are ever contacted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import itertools
 import json
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .behaviour import DeliverySwitches
 from .clock import Scheduler
 from .config import MAX_RETRIES, SimulatorConfig
 
@@ -56,6 +61,8 @@ class DeliveryRecord:
     error: str | None
     webhook_uid: str | None
     async_request_id: str | None
+    copy: int = 1  # 1 for the first copy of an event, 2 for the second, ...
+    dropped: bool = False  # True when a drop rate decided that this copy is never sent
 
     @property
     def eventUid(self) -> str | None:  # noqa: N802 - the name used in Phrase payloads
@@ -77,6 +84,7 @@ class _Delivery:
     webhook_uid: str | None
     async_request_id: str | None
     attempt: int = 1
+    copy: int = 1
 
 
 class DeliveryDispatcher:
@@ -96,6 +104,11 @@ class DeliveryDispatcher:
         self._records_lock = threading.Lock()
         self._seq = itertools.count(1)
         self._stopped = threading.Event()
+        self._random_lock = threading.Lock()
+        self._seed = get_config().random_seed
+        self._random = random.Random(self._seed)
+        # Deliveries held in a reorder window, per kind ("webhook" or "callback").
+        self._reorder_buffers: dict[str, list[_Delivery]] = {}
         self._session = requests.Session()
         # The receivers are local: environment proxies must never route these posts elsewhere.
         self._session.trust_env = False
@@ -126,6 +139,7 @@ class DeliveryDispatcher:
         webhook_uid: str,
         secret_token: str | None,
         secret_token_type: str,
+        switches: DeliverySwitches | None = None,
     ) -> None:
         """Queue one webhook post. The secret goes in the configured header or in Authorization."""
         headers = {"Content-Type": "application/json"}
@@ -136,19 +150,67 @@ class DeliveryDispatcher:
             else:
                 headers[self._get_config().webhook_secret_header] = secret_token
 
-        self._queue.put(_Delivery(
+        self._submit(_Delivery(
             kind="webhook", url=url, body=_json_bytes(payload), headers=headers, event=event,
             event_uid=event_uid, webhook_uid=webhook_uid, async_request_id=None,
-        ))
+        ), switches or DeliverySwitches())
 
     def send_callback(self, *, url: str, action: str, async_request_id: str,
-                      payload: dict[str, Any]) -> None:
+                      payload: dict[str, Any], switches: DeliverySwitches | None = None) -> None:
         """Queue one async request callback post (Phrase sends no auth header with callbacks)."""
-        self._queue.put(_Delivery(
+        self._submit(_Delivery(
             kind="callback", url=url, body=_json_bytes(payload),
             headers={"Content-Type": "application/json"}, event=action, event_uid=None,
             webhook_uid=None, async_request_id=async_request_id,
-        ))
+        ), switches or DeliverySwitches())
+
+    def _submit(self, delivery: _Delivery, switches: DeliverySwitches) -> None:
+        """Apply the delivery switches: drop, copy, or hold each copy before its first attempt."""
+        for copy in range(1, switches.copies + 1):
+            copied = replace(delivery, copy=copy)
+            if switches.drop_rate and self._draw() < switches.drop_rate:
+                logger.info("%s %s (event %s, copy %d) dropped by the drop rate %s",
+                            copied.kind, copied.event, copied.event_uid or copied.async_request_id,
+                            copy, switches.drop_rate)
+                self._record(copied, None, "dropped by the simulator's drop rate", dropped=True)
+                continue
+            if switches.reorder_seconds:
+                self._hold(copied, switches.reorder_seconds)
+            else:
+                self._queue.put(copied)
+
+    def _draw(self) -> float:
+        with self._random_lock:
+            self._reseed_if_changed()
+            return self._random.random()
+
+    def _reseed_if_changed(self) -> None:
+        seed = self._get_config().random_seed
+        if seed != self._seed:
+            self._seed = seed
+            self._random.seed(seed)
+
+    def _hold(self, delivery: _Delivery, window: float) -> None:
+        with self._random_lock:
+            buffer = self._reorder_buffers.setdefault(delivery.kind, [])
+            buffer.append(delivery)
+            first = len(buffer) == 1
+        if first:
+            self._scheduler.call_later(window, lambda: self._release(delivery.kind),
+                                       name=f"{delivery.kind} reorder window")
+
+    def _release(self, kind: str) -> None:
+        """Queue the reorder window's deliveries in a shuffled order, which differs if it can."""
+        with self._random_lock:
+            waiting = self._reorder_buffers.pop(kind, [])
+            self._reseed_if_changed()
+            order = list(range(len(waiting)))
+            self._random.shuffle(order)
+            if len(order) > 1 and order == sorted(order):
+                order = order[1:] + order[:1]
+        logger.debug("releasing %d waiting %s deliveries in order %s", len(waiting), kind, order)
+        for index in order:
+            self._queue.put(waiting[index])
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -189,7 +251,8 @@ class DeliveryDispatcher:
             return
 
         retries_done = delivery.attempt - 1
-        delays = config.webhook_retry_delays
+        delays = (config.callback_retry_delays if delivery.kind == "callback"
+                  else config.webhook_retry_delays)
         if error and error.startswith("rejected"):
             logger.warning("%s %s not sent: %s", delivery.kind, delivery.event, error)
             return
@@ -206,12 +269,13 @@ class DeliveryDispatcher:
         retry = replace(delivery, attempt=delivery.attempt + 1)
         self._scheduler.call_later(delay, lambda: self._queue.put(retry), name="delivery retry")
 
-    def _record(self, delivery: _Delivery, status: int | None, error: str | None) -> None:
+    def _record(self, delivery: _Delivery, status: int | None, error: str | None, *,
+                dropped: bool = False) -> None:
         record = DeliveryRecord(
             seq=next(self._seq), kind=delivery.kind, url=delivery.url, event=delivery.event,
             event_uid=delivery.event_uid, status=status, attempt=delivery.attempt,
             time=time.time(), error=error, webhook_uid=delivery.webhook_uid,
-            async_request_id=delivery.async_request_id,
+            async_request_id=delivery.async_request_id, copy=delivery.copy, dropped=dropped,
         )
         with self._records_lock:
             self._records.append(record)

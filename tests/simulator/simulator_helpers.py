@@ -132,3 +132,34 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+def register_webhook(api: requests.Session, url: str, events: list[str]) -> dict:
+    response = api.post("/api2/v2/webhooks", json={"url": url, "events": events,
+                                                   "secretToken": "s3cret"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def get_job(api: requests.Session, project_uid: str, job_uid: str) -> dict:
+    response = api.get(f"/api2/v1/projects/{project_uid}/jobs/{job_uid}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_imported(api: requests.Session, project_uid: str, job_uid: str) -> dict:
+    """Wait until the job part's import finished (OK or ERROR) and return the job."""
+    return wait_for(lambda: (job := get_job(api, project_uid, job_uid))["importStatus"]["status"]
+                    != "RUNNING" and job)
+
+
+def parts_by_level_and_lang(created: dict) -> dict[tuple[int, str], dict]:
+    """Index the job parts of a create-job response by (workflowLevel, targetLang)."""
+    return {(part["workflowLevel"], part["targetLang"]): part for part in created["jobs"]}
+
+
+def webhook_statuses(receiver: Receiver, job_uid: str) -> list[str]:
+    """Return the statuses that JOB_STATUS_CHANGED webhooks reported for one job part."""
+    return [r["json"]["jobParts"][0]["status"] for r in receiver.received()
+            if r["json"].get("event") == "JOB_STATUS_CHANGED"
+            and r["json"]["jobParts"][0]["uid"] == job_uid]

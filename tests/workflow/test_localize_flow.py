@@ -27,7 +27,7 @@ def _run(tmp_path, source=EXAMPLES, locales=("de", "fr"), **kwargs):
     def keep_calls(message):
         captured.setdefault("report", []).append(message)
 
-    options = RunOptions(source_dir=source, output_dir=tmp_path / "out", locales=list(locales),
+    options = RunOptions(source_dir=source, output_dir=tmp_path / "out", locales=list(locales), state_file=tmp_path / "state.json",
                          step_seconds=0.2, timeout_seconds=120, **kwargs)
     # The simulator stops with the run, so read its call log inside the run through the hook's object.
     result = run_localization(options, report=keep_calls, runtime_hook=hook)

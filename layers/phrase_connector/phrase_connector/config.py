@@ -61,6 +61,7 @@ class ConnectorSettings:
     callback_secret: str
     template_uid: str
     callback_base_url: str = ""
+    idempotency_table: str = ""
     state_machine_arn: str = ""
     event_bus_name: str = "default"
     source_locale: str = "en"
@@ -94,6 +95,7 @@ class ConnectorSettings:
             callback_secret=_require(env, "CALLBACK_SECRET"),
             template_uid=_require(env, "PHRASE_TEMPLATE_UID"),
             callback_base_url=env.get("CALLBACK_BASE_URL", "").strip().rstrip("/"),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
             state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip(),
             event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
             source_locale=env.get("SOURCE_LOCALE", "").strip() or "en",

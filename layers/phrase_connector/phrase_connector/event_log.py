@@ -47,7 +47,9 @@ class EventLog:
             self.dynamodb.put_item(
                 TableName=self.table_name,
                 Item=serialize(item),
-                ConditionExpression="attribute_not_exists(eventKey)",
+                # An item past its retention counts as absent even if TTL has not deleted it yet.
+                ConditionExpression="attribute_not_exists(eventKey) OR expiresAt < :now",
+                ExpressionAttributeValues=serialize({":now": int(now)}),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None

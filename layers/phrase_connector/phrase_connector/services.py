@@ -57,11 +57,14 @@ class Services:
     def phrase(self) -> Any:
         from phrase_connector.phrase import build_phrase_client
         from phrase_connector.phrase.settings import PhraseSettings
+        from phrase_connector.token_cache import DynamoDBTokenCache
 
         return build_phrase_client(
             PhraseSettings.from_env(),
             lambda: self.secret(self.settings.phrase_api_token_secret),
             remaining_time_ms=self.remaining_time_ms,
+            # One access token for all Lambda instances, refreshed by one of them at a time.
+            token_cache=DynamoDBTokenCache(self.settings.flow_table),
         )
 
     @property

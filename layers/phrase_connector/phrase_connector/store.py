@@ -4,6 +4,7 @@ One table, keyed by `pk` and `sk`:
   FLOW#<flowId> / FLOW            the flow: batch, project, task token, outcome
   FLOW#<flowId> / FILE#<index>    one source file and its create-job record
   FLOW#<flowId> / PART#<jobUid>   one job part: Phrase status, connector phase, export, target
+  FLOW#<flowId> / EVENT#<time>#<n> the flow's timeline, for operators
   PART#<jobUid> / PART            lookup from a job part uid (as in webhooks) to its flow
 Every write that guards a step (create, export, delivery) is conditional, so a replay finds the
 stored result instead of repeating a Phrase call.
@@ -12,6 +13,7 @@ stored result instead of repeating a Phrase call.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from decimal import Decimal
 from typing import Any
@@ -232,12 +234,12 @@ class FlowStore:
     def update_flow(self, flow_id: str, **values: Any) -> None:
         self._update(f"FLOW#{flow_id}", "FLOW", set_values={**values, "updatedAt": time.time()})
 
-    def mark_project_pending(self, flow_id: str, project_name: str) -> None:
+    def mark_project_pending(self, flow_id: str, project_name: str, project_key: str) -> None:
         """Record that a project is about to be created, so a replay searches for it by name."""
         self._update(
             f"FLOW#{flow_id}",
             "FLOW",
-            set_values={"projectName": project_name, "projectPendingAt": time.time()},
+            set_values={"projectName": project_name, "projectKey": project_key, "projectPendingAt": time.time()},
             condition="attribute_not_exists(projectUid)",
         )
 
@@ -257,6 +259,22 @@ class FlowStore:
             return_new=True,
         )
         return updated if updated is not None else self.get_flow(flow_id)
+
+    # ---- timeline ------------------------------------------------------------------------
+
+    def add_timeline(self, flow_id: str, kind: str, **detail: Any) -> None:
+        """Append one lifecycle event to the flow's timeline (best effort: a failure only logs)."""
+        now = time.time()
+        item = {"pk": f"FLOW#{flow_id}", "sk": f"EVENT#{now:017.6f}#{os.urandom(3).hex()}", "kind": kind,
+                "at": now, **{k: v for k, v in detail.items() if v is not None}}
+        try:
+            self.dynamodb.put_item(TableName=self.table_name, Item=serialize(item))
+        except ClientError as exc:
+            logger.warning("timeline event not stored", extra={"correlationId": flow_id, "kind": kind,
+                                                               "error": str(exc)})
+
+    def timeline(self, flow_id: str) -> list[dict[str, Any]]:
+        return self._query(f"FLOW#{flow_id}", "EVENT#")
 
     # ---- task token and wake-ups ----------------------------------------------------------
 

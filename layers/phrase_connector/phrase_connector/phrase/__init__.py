@@ -13,7 +13,13 @@ from collections.abc import Callable
 import requests
 from requests.adapters import HTTPAdapter
 
-from .auth import AccessTokenProvider, CachedToken, InMemoryTokenCache, TokenCache
+from .auth import (
+    AccessTokenProvider,
+    CachedToken,
+    InMemoryTokenCache,
+    SharedTokenCache,
+    TokenCache,
+)
 from .client import DownloadResult, PhraseClient
 from .errors import (
     PhraseAuthenticationError,
@@ -32,6 +38,7 @@ from .errors import (
 )
 from .headers import content_disposition, memsource_header, shorten_name
 from .http import PhraseHttp
+from .limits import RequestLimiter
 from .settings import PhraseSettings
 
 # Phrase suggests keeping at most about 50 requests to TMS in flight per client.
@@ -58,6 +65,8 @@ __all__ = [
     "PhraseTokenExchangeError",
     "PhraseTransientError",
     "PhraseValidationError",
+    "RequestLimiter",
+    "SharedTokenCache",
     "TokenCache",
     "build_phrase_client",
     "content_disposition",
@@ -77,7 +86,8 @@ def build_phrase_client(
 
     `api_token_source` returns the Phrase Platform API token and is called at each token
     exchange, so a rotated secret is picked up. `remaining_time_ms` is usually the Lambda
-    context's `get_remaining_time_in_millis`: retry waits never run past it.
+    context's `get_remaining_time_in_millis`: retry waits never run past it. `token_cache`
+    defaults to one in-process cache; a `SharedTokenCache` shares the token across processes.
     """
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=MAX_POOLED_CONNECTIONS)
@@ -91,6 +101,7 @@ def build_phrase_client(
         cache=token_cache,
         timeout=settings.timeout,
         user_agent=settings.user_agent,
+        refresh_wait_seconds=settings.token_refresh_wait_seconds,
     )
     http = PhraseHttp(
         settings, token_provider, session=session, remaining_time_ms=remaining_time_ms

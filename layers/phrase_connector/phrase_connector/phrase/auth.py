@@ -3,7 +3,9 @@
 The long-lived Phrase Platform API token is exchanged at `{platform_base_url}/oauth/token` for a
 short-lived access token (a JWT), which every TMS call sends as `Authorization: Bearer`. The
 provider caches the access token, refreshes it before it expires and lets only one thread of the
-process run the exchange at a time. Tokens never appear in logs or in exception messages.
+process run the exchange at a time. With a `SharedTokenCache` (one token for all Lambda
+instances), a refresh lease in the cache also lets only one process run it, and the others wait
+for the new token. Tokens never appear in logs or in exception messages.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import dataclasses
 import hmac
 import logging
 import math
+import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import requests
 
@@ -26,6 +29,7 @@ from .errors import (
     PhraseRateLimitedError,
     PhraseServerError,
     PhraseTokenExchangeError,
+    PhraseTransientError,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,31 @@ class TokenCache(Protocol):
     def store(self, token: CachedToken) -> None: ...
 
 
+@runtime_checkable
+class SharedTokenCache(TokenCache, Protocol):
+    """A token cache shared by several processes, with a lease for the one refreshing caller.
+
+    `load` returns only a token that has not expired yet. The lease expires by itself, so a
+    holder that crashed does not block the refresh for longer than the lease lifetime.
+    """
+
+    def acquire_refresh_lease(self, owner: str) -> bool:
+        """Take the refresh lease unless another owner holds it or the token is not due."""
+        ...
+
+    def store_refreshed(self, token: CachedToken, owner: str) -> None:
+        """Store a new token and release `owner`'s lease."""
+        ...
+
+    def release_refresh_lease(self, owner: str) -> None:
+        """Release `owner`'s lease after a failed refresh."""
+        ...
+
+    def invalidate(self, access_token: str) -> bool:
+        """Mark the token expired if it is still `access_token`; return whether it was."""
+        ...
+
+
 class InMemoryTokenCache:
     """Token cache of one process, kept across invocations of a warm Lambda environment."""
 
@@ -85,6 +114,9 @@ class AccessTokenProvider:
         cache: TokenCache | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         user_agent: str | None = None,
+        refresh_wait_seconds: float = 15.0,
+        refresh_poll_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not 0 < refresh_fraction <= 1:
             raise ValueError(f"refresh_fraction must be in (0, 1]; got {refresh_fraction!r}")
@@ -98,12 +130,17 @@ class AccessTokenProvider:
         self._cache: TokenCache = cache if cache is not None else InMemoryTokenCache()
         self._timeout = timeout
         self._user_agent = user_agent
+        self._refresh_wait_seconds = refresh_wait_seconds
+        self._refresh_poll_seconds = refresh_poll_seconds
+        self._sleep = sleep
         self._lock = threading.Lock()
 
     def get_token(self) -> str:
         """Return a valid access token, running the token exchange when none is cached or due.
 
-        Concurrent callers wait for the one running exchange and reuse its result.
+        Concurrent callers wait for the one running exchange and reuse its result. With a
+        `SharedTokenCache` that holds across processes: callers in other processes wait up to
+        `refresh_wait_seconds` for the lease holder, then raise `PhraseTransientError`.
         """
         cached = self._cache.load()
         if cached is not None and self._clock() < cached.refresh_at:
@@ -112,25 +149,71 @@ class AccessTokenProvider:
         with self._lock:
             # Another thread may have refreshed the token while this one waited for the lock.
             cached = self._cache.load()
-            now = self._clock()
-            if cached is not None and now < cached.refresh_at:
+            if cached is not None and self._clock() < cached.refresh_at:
                 return cached.access_token
 
-            try:
-                fresh = self._exchange()
-            except (PhraseConnectionError, PhraseServerError, PhraseRateLimitedError):
-                # A token that is due for refresh but not yet expired still works: use it and
-                # leave the refresh to the next call.
-                if cached is not None and now < cached.expires_at:
-                    logger.warning(
-                        "Token refresh failed; using the cached access token until it expires",
-                        extra={"expiresInSeconds": round(cached.expires_at - now)},
-                    )
-                    return cached.access_token
-                raise
+            if isinstance(self._cache, SharedTokenCache):
+                return self._refresh_shared(self._cache, cached)
 
+            fresh = self._exchange_or_fallback(cached)
+            if fresh is cached:
+                return cached.access_token  # type: ignore[union-attr]
             self._cache.store(fresh)
             return fresh.access_token
+
+    def _exchange_or_fallback(self, cached: CachedToken | None) -> CachedToken:
+        """Run the token exchange, or return `cached` when the exchange failed transiently."""
+        try:
+            return self._exchange()
+        except (PhraseConnectionError, PhraseServerError, PhraseRateLimitedError):
+            # A token that is due for refresh but not yet expired still works: use it and
+            # leave the refresh to the next call.
+            now = self._clock()
+            if cached is not None and now < cached.expires_at:
+                logger.warning(
+                    "Token refresh failed; using the cached access token until it expires",
+                    extra={"expiresInSeconds": round(cached.expires_at - now)},
+                )
+                return cached
+            raise
+
+    def _refresh_shared(self, cache: SharedTokenCache, cached: CachedToken | None) -> str:
+        """Refresh through the shared lease, or wait for the caller that holds it."""
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + self._refresh_wait_seconds
+        waited = False
+        while True:
+            if cache.acquire_refresh_lease(owner):
+                try:
+                    fresh = self._exchange_or_fallback(cached)
+                except BaseException:
+                    cache.release_refresh_lease(owner)
+                    raise
+                if fresh is cached:
+                    cache.release_refresh_lease(owner)
+                else:
+                    cache.store_refreshed(fresh, owner)
+                    logger.info("Shared access token refreshed", extra={"waited": waited})
+                return fresh.access_token
+
+            # The lease is taken, or another caller stored a new token since the last read.
+            current = cache.load()
+            now = self._clock()
+            if current is not None and now < current.refresh_at:
+                return current.access_token
+            if current is not None and now < current.expires_at:
+                # Due for refresh but still valid: use it while the lease holder refreshes.
+                return current.access_token
+
+            if time.monotonic() >= deadline:
+                raise PhraseTransientError(
+                    f"No shared access token after waiting {self._refresh_wait_seconds} s for "
+                    "another caller's token refresh; retry later",
+                    endpoint=TOKEN_ENDPOINT,
+                )
+            waited = True
+            # Jitter spreads the waiting callers' reads of the shared cache.
+            self._sleep(self._refresh_poll_seconds * random.uniform(0.5, 1.5))
 
     def invalidate(self, token: str) -> None:
         """Drop the cached access token after Phrase rejected it with 401.
@@ -139,6 +222,12 @@ class AccessTokenProvider:
         the first one causes a refresh and the others then find the new token in place.
         """
         with self._lock:
+            if isinstance(self._cache, SharedTokenCache):
+                # The cache compares the stored token with `token` in a conditional write.
+                if self._cache.invalidate(token):
+                    logger.info("Shared access token invalidated after a 401 from Phrase TMS")
+                return
+
             cached = self._cache.load()
             if cached is None or not hmac.compare_digest(cached.access_token, token):
                 return

@@ -3,11 +3,13 @@
 Every call of `PhraseClient` goes through `PhraseHttp.request`, which
 - sends `Authorization: Bearer`, a descriptive `User-Agent` and a fresh `X-Request-Id`;
 - always sets connect and read timeouts and never follows redirects;
+- keeps each attempt inside the client-side rate limit and concurrency cap of `limits.py`;
 - on 401 invalidates the access token, refreshes it once and repeats the call once;
 - retries 429, 5xx and connection errors with exponential backoff and full jitter, but
   repeats a POST after a connection error only when the request was never sent;
 - honours `Retry-After`, but raises the typed transient error at once when the wait would run
   past the Lambda deadline, so the state machine's Retry waits instead of a sleeping Lambda;
+- after a 429 of the per-minute quota, holds back the other requests of the process too;
 - rewinds a file body to its start offset before each repeat, so uploads stream from disk;
 - logs one structured line per attempt, without headers, tokens or bodies.
 """
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol
 
@@ -38,6 +42,7 @@ from .errors import (
     PhraseTransientError,
     PhraseValidationError,
 )
+from .limits import RequestLimiter
 from .settings import PhraseSettings
 
 logger = logging.getLogger(__name__)
@@ -79,12 +84,14 @@ class PhraseHttp:
         session: requests.Session | None = None,
         remaining_time_ms: Callable[[], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self._settings = settings
         self._token_provider = token_provider
         self._session = session if session is not None else requests.Session()
         self._remaining_time_ms = remaining_time_ms
         self._sleep = sleep
+        self._limiter = limiter if limiter is not None else build_limiter(settings, sleep=sleep)
 
     @property
     def settings(self) -> PhraseSettings:
@@ -137,6 +144,15 @@ class PhraseHttp:
                 response = self._send(
                     method, url, token, request_id, params, json, body, headers, stream
                 )
+            except _NoCapacityError:
+                self._log(call, logging.WARNING, None, started, outcome="clientLimit")
+                raise PhraseRateLimitedError(
+                    "The client-side rate limit or concurrency cap left no room for the request "
+                    "before the Lambda deadline; retry later",
+                    status_code=None,
+                    endpoint=label,
+                    request_id=request_id,
+                ) from None
             except PhraseTransientError as exc:
                 # The token exchange failed transiently, so no request reached Phrase TMS.
                 error: PhraseError = exc
@@ -185,6 +201,10 @@ class PhraseHttp:
 
             failures += 1
             delay = self._delay_before_retry(error, failures, retry_after, replay_safe, body)
+            if delay is not None and _is_quota_limit(error):
+                # The per-minute quota counts every request of the user, so the other threads
+                # of this process would only collect more 429s until the wait is over.
+                self._limiter.pause(delay)
             if delay is None or not self._fits_deadline(delay):
                 outcome = "raise" if delay is None else "deadline"
                 self._log(
@@ -195,7 +215,9 @@ class PhraseHttp:
             self._log(
                 call, logging.WARNING, status, started, error, outcome="retry", retry_in=delay
             )
-            self._sleep(delay)
+            if not _is_quota_limit(error):
+                # After a quota 429 the limiter's pause makes this thread wait in `_send`.
+                self._sleep(delay)
 
     def _send(
         self,
@@ -218,18 +240,38 @@ class PhraseHttp:
             merged.update(headers)
         merged["Authorization"] = f"Bearer {token}"
 
-        return self._session.request(
-            method,
-            url,
-            params=params,
-            json=json,
-            data=body,
-            headers=merged,
-            stream=stream,
-            timeout=self._settings.timeout,
-            # A redirect would mean a wrong base URL, and following it could resend the body.
-            allow_redirects=False,
-        )
+        if not self._limiter.acquire(self._limit_wait_budget()):
+            raise _NoCapacityError()
+        try:
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=body,
+                headers=merged,
+                stream=stream,
+                timeout=self._settings.timeout,
+                # A redirect would mean a wrong base URL, and following it could resend the body.
+                allow_redirects=False,
+            )
+        except BaseException:
+            self._limiter.release()
+            raise
+
+        if stream:
+            # A streamed body is still in flight until the caller closes the response.
+            _release_on_close(response, self._limiter.release)
+        else:
+            self._limiter.release()
+        return response
+
+    def _limit_wait_budget(self) -> float | None:
+        """Return the seconds a request may wait for the client-side limits, None if unbounded."""
+        if self._remaining_time_ms is None:
+            return None
+        remaining = self._remaining_time_ms() / 1000 - self._settings.deadline_margin_seconds
+        return max(remaining, 0.0)
 
     def _delay_before_retry(
         self,
@@ -291,6 +333,52 @@ class PhraseHttp:
             fields["retryInSeconds"] = round(retry_in, 3)
 
         logger.log(level, "Phrase TMS call %s %s", call.method, call.endpoint, extra=fields)
+
+
+def build_limiter(
+    settings: PhraseSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> RequestLimiter:
+    """Build the per-process limiter from the `max_*` and `request_burst` settings."""
+    return RequestLimiter(
+        max_concurrent=settings.max_concurrent_requests,
+        requests_per_minute=settings.max_requests_per_minute,
+        burst=settings.request_burst,
+        sleep=sleep,
+    )
+
+
+class _NoCapacityError(Exception):
+    """The client-side limits left no room for a request within the wait budget."""
+
+
+def _is_quota_limit(error: PhraseError) -> bool:
+    return isinstance(error, PhraseRateLimitedError) and error.limit_kind == "quota"
+
+
+def _release_on_close(response: requests.Response, release: Callable[[], None]) -> None:
+    """Call `release` once, when `response` is closed or garbage-collected."""
+    lock = threading.Lock()
+    released = False
+
+    def release_once() -> None:
+        nonlocal released
+        with lock:
+            if released:
+                return
+            released = True
+        release()
+
+    close = response.close
+
+    def close_and_release() -> None:
+        try:
+            close()
+        finally:
+            release_once()
+
+    # An instance attribute shadows the method, so `with response:` releases the slot too.
+    response.close = close_and_release  # type: ignore[method-assign]
+    weakref.finalize(response, release_once)
 
 
 class _CallContext:

@@ -44,6 +44,13 @@ class PhraseSettings:
     backoff_cap: float = 20.0
     deadline_margin_seconds: float = 5.0
     concurrency_backoff_seconds: float = 60.0
+    # Client-side limits per process. Phrase allows 6,000 requests per minute per user across
+    # all clients, so the default rate leaves half of that quota to other instances and tools.
+    max_concurrent_requests: int = 20
+    max_requests_per_minute: int = 3000
+    request_burst: int = 50
+    # How long a caller waits for another Lambda instance to refresh the shared access token.
+    token_refresh_wait_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -97,7 +104,13 @@ class PhraseSettings:
         return cls(**values)  # type: ignore[arg-type]
 
 
-_POSITIVE = ("connect_timeout", "read_timeout", "backoff_cap")
+_POSITIVE = ("connect_timeout", "read_timeout", "backoff_cap", "token_refresh_wait_seconds")
+_POSITIVE_INTEGERS = (
+    "max_attempts",
+    "max_concurrent_requests",
+    "max_requests_per_minute",
+    "request_burst",
+)
 _NOT_NEGATIVE = ("backoff_base", "deadline_margin_seconds", "concurrency_backoff_seconds")
 _REQUIRED_TEXT = ("client_type", "client_version", "host_version")
 
@@ -112,7 +125,7 @@ def _check_value(field_name: str, label: str, value: object) -> None:
         raise ValueError(f"{label} must be a number of seconds greater than 0; got {value!r}")
     elif field_name in _NOT_NEGATIVE and not value >= 0:  # type: ignore[operator]
         raise ValueError(f"{label} must be a number of seconds, 0 or more; got {value!r}")
-    elif field_name == "max_attempts" and not value >= 1:  # type: ignore[operator]
+    elif field_name in _POSITIVE_INTEGERS and not value >= 1:  # type: ignore[operator]
         raise ValueError(f"{label} must be an integer of 1 or more; got {value!r}")
 
 

@@ -20,11 +20,19 @@ def deliver_targets(services: Services, flow_id: str) -> dict[str, Any]:
     for part in store.list_job_parts(flow_id):
         if not part.get("exportable") or part.get("phase") != Phase.DOWNLOADED.value:
             continue
-        if part.get("status") != "DELIVERED":
+        # Idempotency key: job uid + delivered revision (the target's checksum). A recorded key
+        # means an earlier attempt may have set DELIVERED already: Phrase is asked before setting it.
+        deliver_key = f"{part['jobUid']}|{part.get('targetSha256') or ''}"
+        already = part.get("status") == "DELIVERED"
+        if not already and part.get("deliverKey") == deliver_key:
+            already = services.phrase.get_job(part["projectUid"], part["jobUid"]).get("status") == "DELIVERED"
+        if not already:
+            store.update_job_part(flow_id, part["jobUid"], deliverKey=deliver_key)
             services.phrase.set_job_status(part["projectUid"], part["jobUid"], "DELIVERED")
         if store.set_phase(flow_id, part["jobUid"], Phase.DELIVERED.value, expected_phase=Phase.DOWNLOADED.value,
                            deliveredAt=time.time()):
             delivered.append(part)
+            store.add_timeline(flow_id, "Delivered", jobUid=part["jobUid"], targetKey=part.get("targetKey"))
             logger.info("job part delivered", extra={"correlationId": flow_id, "projectUid": part["projectUid"],
                                                      "jobUid": part["jobUid"], "targetKey": part.get("targetKey")})
 

@@ -42,8 +42,11 @@ def _budget_end(services: Services) -> float:
 def _request_export(services: Services, flow: dict[str, Any], part: dict[str, Any], callback: str | None) -> None:
     flow_id = flow["flowId"]
     attempts = int(part.get("exportAttempts") or 0) + 1
+    # Idempotency key: job uid + source revision (+ attempt, since a failed export is requested anew).
+    export_key = f"{part['jobUid']}|{part.get('sourceRevision') or ''}|{attempts}"
     if not services.store.set_phase(flow_id, part["jobUid"], Phase.EXPORTING.value,
-                                    expected_phase=Phase.MONITORING.value, exportAttempts=attempts):
+                                    expected_phase=Phase.MONITORING.value, exportAttempts=attempts,
+                                    exportKey=export_key):
         return
     response = services.phrase.export_target_file(part["projectUid"], part["jobUid"], callback_url=callback)
     async_id = str(response["asyncRequest"]["id"])
@@ -51,6 +54,7 @@ def _request_export(services: Services, flow: dict[str, Any], part: dict[str, An
     part.update(phase=Phase.EXPORTING.value, exportAsyncRequestId=async_id, exportAttempts=attempts)
     logger.info("export requested", extra={"correlationId": flow_id, "projectUid": part["projectUid"],
                                            "jobUid": part["jobUid"], "asyncRequestId": async_id})
+    services.store.add_timeline(flow_id, "ExportRequested", jobUid=part["jobUid"], asyncRequestId=async_id)
 
 
 def _retry_or_fail(services: Services, flow_id: str, part: dict[str, Any], reason: str) -> None:
@@ -65,15 +69,47 @@ def _retry_or_fail(services: Services, flow_id: str, part: dict[str, Any], reaso
                                                             "reason": reason})
 
 
+def _adopt_written_target(services: Services, flow_id: str, part: dict[str, Any], async_id: str, key: str) -> bool:
+    """Finish a part whose target an interrupted attempt already wrote; True when adopted.
+
+    The target object carries the async request id and checksum in its metadata, so the object
+    proves which download it holds.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        head = services.s3.head_object(Bucket=services.settings.target_bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    metadata = head.get("Metadata") or {}
+    if metadata.get("phrase-async-request-id") != async_id:
+        return False
+    services.store.set_phase(flow_id, part["jobUid"], Phase.DOWNLOADED.value, expected_phase=Phase.EXPORTING.value,
+                             targetBucket=services.settings.target_bucket, targetKey=key,
+                             targetSha256=metadata.get("sha256"), targetBytes=head.get("ContentLength"),
+                             downloadKey=f"{async_id}|{key}")
+    logger.warning("adopted a target written by an interrupted attempt",
+                   extra={"correlationId": flow_id, "jobUid": part["jobUid"], "asyncRequestId": async_id})
+    return True
+
+
 def _download(services: Services, flow_id: str, part: dict[str, Any], async_id: str) -> bool:
-    """Download the target and write it to the target bucket; True when written."""
-    # Claim the single-use id first: a second claim means an earlier attempt may have consumed it.
+    """Download the target and write it to the target bucket; True when written.
+
+    Idempotency key: async request id + target item (the object key). The id is claimed before
+    the download because Phrase serves it once; a claimed id found again means an earlier attempt
+    was interrupted, so the target it may have written is adopted, or a fresh export is requested.
+    """
+    key = target_key(part["targetLang"], part["sourceKey"])
     if part.get("downloadAsyncRequestId") == async_id:
+        if _adopt_written_target(services, flow_id, part, async_id, key):
+            return True
         _retry_or_fail(services, flow_id, part, f"download of async request {async_id} was interrupted")
         return False
     services.store.update_job_part(flow_id, part["jobUid"], downloadAsyncRequestId=async_id)
 
-    key = target_key(part["targetLang"], part["sourceKey"])
     digest = hashlib.sha256()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
         try:
@@ -88,13 +124,16 @@ def _download(services: Services, flow_id: str, part: dict[str, Any], async_id: 
         services.s3.upload_fileobj(
             spool, services.settings.target_bucket, key,
             ExtraArgs={"Metadata": {"phrase-job-uid": part["jobUid"], "phrase-project-uid": part["projectUid"],
+                                    "phrase-async-request-id": async_id, "sha256": digest.hexdigest(),
                                     "source-key": part["sourceKey"][:1024]}},
         )
     services.store.set_phase(flow_id, part["jobUid"], Phase.DOWNLOADED.value, expected_phase=Phase.EXPORTING.value,
                              targetBucket=services.settings.target_bucket, targetKey=key,
-                             targetSha256=digest.hexdigest(), targetBytes=result.bytes_written)
+                             targetSha256=digest.hexdigest(), targetBytes=result.bytes_written,
+                             downloadKey=f"{async_id}|{key}")
     logger.info("target written", extra={"correlationId": flow_id, "jobUid": part["jobUid"], "asyncRequestId": async_id,
                                          "targetKey": key, "bytes": result.bytes_written})
+    services.store.add_timeline(flow_id, "TargetWritten", jobUid=part["jobUid"], asyncRequestId=async_id, targetKey=key)
     return True
 
 

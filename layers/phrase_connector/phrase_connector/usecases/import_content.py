@@ -57,7 +57,9 @@ def _ensure_project(services: Services, flow: dict[str, Any]) -> dict[str, Any]:
                 full = services.phrase.get_project(project["uid"])
                 return services.store.record_project(flow_id, full, _last_workflow_level(full))
 
-    services.store.mark_project_pending(flow_id, name)
+    # Idempotency key: content batch id + template uid, stored before the call.
+    project_key = hashlib.sha256(f"{flow['batchId']}|{settings.template_uid}".encode()).hexdigest()
+    services.store.mark_project_pending(flow_id, name, project_key)
     target_langs = list(flow.get("targetLocales") or settings.target_locales) or None
     project = services.phrase.create_project_from_template(
         settings.template_uid,
@@ -66,6 +68,7 @@ def _ensure_project(services: Services, flow: dict[str, Any]) -> dict[str, Any]:
         target_langs=target_langs,
     )
     logger.info("project created", extra={"correlationId": flow_id, "projectUid": project["uid"]})
+    services.store.add_timeline(flow_id, "ProjectCreated", projectUid=project["uid"], name=name)
     return services.store.record_project(flow_id, project, _last_workflow_level(project))
 
 
@@ -97,6 +100,7 @@ def _find_existing_jobs(services: Services, project_uid: str, file_name: str, pa
 
 def _record_parts(services: Services, flow: dict[str, Any], project_uid: str, index: int,
                   source: dict[str, Any], jobs: list[dict[str, Any]], last_level: int) -> int:
+    revision = (services.store.get_file(flow["flowId"], index) or {}).get("checksum")
     for job in jobs:
         level = int(job.get("workflowLevel") or (job.get("workflowStep") or {}).get("workflowLevel") or 1)
         services.store.put_job_part(flow["flowId"], project_uid, {
@@ -113,6 +117,7 @@ def _record_parts(services: Services, flow: dict[str, Any], project_uid: str, in
             "statusRank": STATUS_RANK.get(job.get("status") or "NEW", 0),
             "statusAt": 0,
             "phase": Phase.MONITORING.value,
+            "sourceRevision": revision,
         })
     return len(jobs)
 
@@ -161,6 +166,8 @@ def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: d
                      extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
     logger.info("jobs created", extra={"correlationId": flow_id, "projectUid": project_uid,
                                        "fileName": file_name, "jobParts": len(jobs)})
+    store.add_timeline(flow_id, "JobsCreated", projectUid=project_uid, sourceKey=source["key"],
+                       jobUids=[job["uid"] for job in jobs])
     return jobs
 
 

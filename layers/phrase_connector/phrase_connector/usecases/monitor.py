@@ -82,6 +82,7 @@ def _continue_in_new_execution(services: Services, flow: dict[str, Any]) -> str:
         if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
             raise
     services.store.update_flow(flow["flowId"], generation=generation, executionName=name)
+    services.store.add_timeline(flow["flowId"], "ContinuedInNewExecution", execution=name)
     logger.info("flow continues in a new execution", extra={"correlationId": flow["flowId"], "execution": name})
     return name
 
@@ -124,7 +125,7 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
         action = "export"
     elif counts["readyToDeliver"]:
         action = "deliver"
-    elif counts["exporting"] and wake_reason in ("timeout", "callback", "start"):
+    elif counts["exporting"] and wake_reason in ("timeout", "callback", "start", "reconcile"):
         # Pending exports are collected when their callback arrives or the short wait ran out.
         action = "export"
     elif open_count == 0:
@@ -143,6 +144,8 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
             reasons = ["no job parts were created: check the file formats and the template's target languages"]
         store.update_flow(flow_id, status="SUCCEEDED" if action == "succeed" else "FAILED",
                           outcome=counts, failureReasons=reasons or None, finishedAt=time.time())
+        store.add_timeline(flow_id, "FlowSucceeded" if action == "succeed" else "FlowFailed",
+                           reasons=reasons or None, **counts)
     logger.info("flow checked", extra={"correlationId": flow_id, "action": action, **counts})
     return {"action": action, "waitSeconds": wait_seconds, "attempt": next_attempt, "loops": loops,
             "counts": counts}

@@ -92,6 +92,8 @@ def poll_job_parts(services: Services, flow: dict[str, Any], parts: list[dict[st
             flow["flowId"], part["jobUid"], status, status_rank(status), now, "poll"
         ):
             changed += 1
+            services.store.add_timeline(flow["flowId"], "StatusChanged", jobUid=part["jobUid"], status=status,
+                                        source="poll")
     logger.info("job parts polled", extra={"correlationId": flow["flowId"], "pollMode": mode,
                                            "openJobParts": len(open_parts), "changed": changed})
     return changed

@@ -69,6 +69,8 @@ def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
                 flows_to_wake[flow_id] = f"webhook:{event.event}"
             logger.info("job part status applied", extra={"correlationId": flow_id, "jobUid": part.uid,
                                                           "status": status, "eventUid": event.eventUid})
+            services.store.add_timeline(flow_id, "StatusChanged", jobUid=part.uid, status=status, source="webhook",
+                                        eventUid=event.eventUid)
         else:
             outcome["stale"] += 1
     for flow_id, reason in flows_to_wake.items():

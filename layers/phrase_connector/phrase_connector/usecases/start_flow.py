@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,11 +23,18 @@ class StartExecutionError(RuntimeError):
     """Step Functions refused to start the flow's execution."""
 
 
-def start_flow(services: Services, event: dict[str, Any]) -> dict[str, Any]:
-    """Normalise the event into a batch, store it once and start (or find) its execution."""
-    batch = batch_from_event(event)
-    flow_id = batch.flow_id
-    created = services.store.create_flow(flow_id, batch.to_item(), batch.fingerprint())
+IDEMPOTENCY_EXPIRY_SECONDS = 7 * 24 * 3600
+
+
+class BatchConflictError(ValueError):
+    """A batch id was seen before with other files or locales."""
+
+
+def _start_batch(services: Services, batch: dict[str, Any]) -> dict[str, Any]:
+    flow_id = batch["flowId"]
+    created = services.store.create_flow(flow_id, batch["item"], batch["fingerprint"])
+    if created:
+        services.store.add_timeline(flow_id, "FlowStarted", batchId=batch["batchId"], files=len(batch["item"]["files"]))
 
     state_machine_arn = services.settings.state_machine_arn
     if not state_machine_arn:
@@ -44,9 +52,71 @@ def start_flow(services: Services, event: dict[str, Any]) -> dict[str, Any]:
         # Same name means same batch (the flow record's fingerprint was checked above).
         duplicate = True
         execution_arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{flow_id}"
+    return {"flowId": flow_id, "executionArn": execution_arn, "duplicate": duplicate}
+
+
+_idempotent_lock = threading.Lock()
+_idempotent_start: dict[str, Any] = {}
+
+
+def _idempotent(services: Services) -> tuple[Any, Any]:
+    """Build (once) the Powertools-idempotent start function and its config.
+
+    The key is the batch id and the payload check is the batch fingerprint, so a replay returns
+    the stored result without touching Step Functions, and a changed batch under an old id raises
+    IdempotencyValidationError instead of silently returning the old result.
+    """
+    with _idempotent_lock:
+        table = services.settings.idempotency_table
+        if table not in _idempotent_start:
+            from aws_lambda_powertools.utilities.idempotency import (
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
+            def mark_replay(response: dict[str, Any], _record: Any) -> dict[str, Any]:
+                # Called only when Powertools returns the stored result of an earlier call.
+                return {**response, "duplicate": True}
+
+            config = IdempotencyConfig(event_key_jmespath="batchId", payload_validation_jmespath="fingerprint",
+                                       raise_on_no_idempotency_key=True,
+                                       expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+                                       response_hook=mark_replay)
+            persistence = DynamoDBPersistenceLayer(table_name=table)
+
+            @idempotent_function(data_keyword_argument="batch", persistence_store=persistence, config=config)
+            def start_batch(*, batch: dict[str, Any]) -> dict[str, Any]:
+                return _start_batch(services, batch)
+
+            _idempotent_start[table] = (start_batch, config)
+        return _idempotent_start[table]
+
+
+def start_flow(services: Services, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Normalise the event into a batch, store it once and start (or find) its execution."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+
+    batch = batch_from_event(event)
+    payload = {"batchId": batch.batch_id, "fingerprint": batch.fingerprint(), "flowId": batch.flow_id,
+               "item": batch.to_item()}
+    if services.settings.idempotency_table:
+        start_batch, config = _idempotent(services)
+        if context is not None:
+            # An attempt that times out leaves an in-progress record; this lets it expire with the attempt.
+            config.register_lambda_context(context)
+        try:
+            result = start_batch(batch=payload)
+        except IdempotencyValidationError:
+            raise BatchConflictError(
+                f"Batch {batch.batch_id!r} was started before with other files or locales: send changed "
+                "content under a new batchId."
+            ) from None
+    else:
+        result = _start_batch(services, payload)
 
     logger.info(
-        "flow started" if not duplicate else "duplicate content event: flow already started",
-        extra={"correlationId": flow_id, "batchId": batch.batch_id, "files": len(batch.files)},
+        "flow started" if not result["duplicate"] else "duplicate content event: flow already started",
+        extra={"correlationId": batch.flow_id, "batchId": batch.batch_id, "files": len(batch.files)},
     )
-    return {"flowId": flow_id, "executionArn": execution_arn, "duplicate": duplicate}
+    return result

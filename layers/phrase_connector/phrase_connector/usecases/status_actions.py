@@ -45,6 +45,7 @@ def _fail(services: Services, flow_id: str, parts: list[dict[str, Any]], part: d
         return False
     target["phase"] = Phase.FAILED.value
     target["reason"] = reason
+    services.store.add_timeline(flow_id, "JobPartFailed", jobUid=target["jobUid"], reason=reason)
     logger.warning("file and locale failed", extra={"correlationId": flow_id, "jobUid": target["jobUid"],
                                                     "reason": reason})
     return True
@@ -71,6 +72,8 @@ def _handle_declined(services: Services, flow: dict[str, Any], part: dict[str, A
                                                                        "jobUid": part["jobUid"]})
         except PhraseError as exc:
             problem = f"reassigning providers from the template failed: {exc}"
+    services.store.add_timeline(flow_id, "Declined", jobUid=part["jobUid"], reassignments=reassignments,
+                                problem=problem)
     services.store.update_job_part(flow_id, part["jobUid"], declineHandledAt=max(time.time(), float(part.get("statusAt") or 0)),
                                    reassignments=reassignments, declineProblem=problem)
     if problem:
