@@ -15,7 +15,6 @@ for _name, _value in {
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "phrase-connector-tests")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from phrase_connector.observability import logger
+from phrase_connector.observability import logger, metrics
 from phrase_connector.services import get_services
 from phrase_connector.usecases.process_events import process_event
 
@@ -14,6 +14,7 @@ def _record_handler(record):
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event, context):
     get_services().bind_context(context)
     return process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)

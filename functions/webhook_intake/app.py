@@ -4,7 +4,7 @@ import json
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from phrase_connector.observability import logger
+from phrase_connector.observability import logger, metrics
 from phrase_connector.services import get_services
 from phrase_connector.usecases.intake import IntakeRejected, accept_callback, accept_webhook
 
@@ -35,6 +35,7 @@ def receive_callback(flow_id: str, signature: str):
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event, context):
     get_services().bind_context(context)
     return app.resolve(event, context)

@@ -193,6 +193,7 @@ class LocalRuntime:
         self.physical: dict[str, str] = {}
         self.faults = FaultHooks(self)
         self.invocations: list[tuple[str, float, bool]] = []
+        self.metric_records: list[dict[str, Any]] = []
         self._invocations_lock = threading.Lock()
         self._mock: Any = None
         self._patches: list[tuple[Any, str, Any]] = []
@@ -247,7 +248,10 @@ class LocalRuntime:
             thread.join(timeout=5)
         self._threads.clear()
         for target, attribute, original in reversed(self._patches):
-            setattr(target, attribute, original)
+            if original is None:
+                delattr(target, attribute)
+            else:
+                setattr(target, attribute, original)
         self._patches.clear()
         if self._mock is not None:
             self._mock.stop()
@@ -292,6 +296,16 @@ class LocalRuntime:
             return runtime._invoke(function_self.function_name, payload)
 
         self._patch(LambdaFunction, "_invoke_lambda", invoke_in_process)
+
+        # Powertools prints each invocation's EMF metrics to stdout; keep them for tests and benchmarks.
+        from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch
+
+        def capture_metrics(text: str, *args: Any, **kwargs: Any) -> None:
+            with self._invocations_lock:
+                self.metric_records.append(json.loads(text))
+
+        cloudwatch.print = capture_metrics  # type: ignore[attr-defined]
+        self._patches.append((cloudwatch, "print", None))
         scale = self.settings.retry_time_scale
         # Step Functions Retry intervals are real seconds in moto; scale them for local runs.
         self._patch(retrier_decl, "time", SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale)))
@@ -632,3 +646,16 @@ class LocalRuntime:
             if not response.get("nextToken"):
                 return events
             kwargs["nextToken"] = response["nextToken"]
+
+
+def metric_totals(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Sum the values of each metric over EMF records (the local runtime's `metric_records`)."""
+    totals: dict[str, float] = {}
+    for record in records:
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive.get("Metrics", []):
+                name = metric["Name"]
+                value = record.get(name, 0)
+                values = value if isinstance(value, list) else [value]
+                totals[name] = totals.get(name, 0) + sum(float(v) for v in values)
+    return totals

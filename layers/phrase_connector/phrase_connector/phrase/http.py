@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import weakref
+from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from typing import IO, Any, Protocol
 
@@ -125,7 +126,7 @@ class PhraseHttp:
         label = f"{method} {endpoint}"
         request_id = uuid.uuid4().hex
         body_start = _body_start(body)
-        call = _CallContext(method, endpoint, label, request_id)
+        call = _CallContext(method, endpoint, label, request_id, path)
 
         auth_retried = False
         failures = 0
@@ -268,9 +269,10 @@ class PhraseHttp:
 
     def _limit_wait_budget(self) -> float | None:
         """Return the seconds a request may wait for the client-side limits, None if unbounded."""
-        if self._remaining_time_ms is None:
+        remaining_ms = self._remaining_time_ms() if self._remaining_time_ms is not None else None
+        if remaining_ms is None:
             return None
-        remaining = self._remaining_time_ms() / 1000 - self._settings.deadline_margin_seconds
+        remaining = remaining_ms / 1000 - self._settings.deadline_margin_seconds
         return max(remaining, 0.0)
 
     def _delay_before_retry(
@@ -301,9 +303,11 @@ class PhraseHttp:
         return random.uniform(0, ceiling)
 
     def _fits_deadline(self, delay: float) -> bool:
-        if self._remaining_time_ms is None:
+        # The callable returns None outside a Lambda invocation (operator commands, scripts).
+        remaining_ms = self._remaining_time_ms() if self._remaining_time_ms is not None else None
+        if remaining_ms is None:
             return True
-        remaining = self._remaining_time_ms() / 1000 - self._settings.deadline_margin_seconds
+        remaining = remaining_ms / 1000 - self._settings.deadline_margin_seconds
         return delay <= remaining
 
     def _log(
@@ -326,6 +330,7 @@ class PhraseHttp:
             "requestId": call.request_id,
             "outcome": outcome,
         }
+        fields.update(_ids_from_path(call.endpoint, call.path))
         if error is not None:
             fields["errorType"] = type(error).__name__
             fields["errorCode"] = error.error_code
@@ -333,6 +338,23 @@ class PhraseHttp:
             fields["retryInSeconds"] = round(retry_in, 3)
 
         logger.log(level, "Phrase TMS call %s %s", call.method, call.endpoint, extra=fields)
+
+
+# Log fields that every Phrase call line carries; "" when the call has no such id.
+_ID_FIELDS = {"projectUid": "projectUid", "jobUid": "jobUid", "asyncRequestId": "asyncRequestId"}
+
+
+def _ids_from_path(endpoint: str, path: str) -> dict[str, str]:
+    """Read projectUid, jobUid and asyncRequestId from a path using its endpoint template."""
+    ids = dict.fromkeys(_ID_FIELDS, "")
+    template = endpoint.split(" ", 1)[-1].strip("/").split("/")
+    actual = path.split("?", 1)[0].strip("/").split("/")
+    if len(template) == len(actual):
+        for name, value in zip(template, actual):
+            key = name[1:-1] if name.startswith("{") and name.endswith("}") else None
+            if key in _ID_FIELDS:
+                ids[_ID_FIELDS[key]] = unquote(value)
+    return ids
 
 
 def build_limiter(
@@ -384,11 +406,12 @@ def _release_on_close(response: requests.Response, release: Callable[[], None]) 
 class _CallContext:
     """Identity of one logical request across its attempts, for log lines."""
 
-    __slots__ = ("method", "endpoint", "label", "request_id", "attempt")
+    __slots__ = ("method", "endpoint", "label", "request_id", "attempt", "path")
 
-    def __init__(self, method: str, endpoint: str, label: str, request_id: str) -> None:
+    def __init__(self, method: str, endpoint: str, label: str, request_id: str, path: str = "") -> None:
         self.method = method
         self.endpoint = endpoint
+        self.path = path
         self.label = label
         self.request_id = request_id
         self.attempt = 0

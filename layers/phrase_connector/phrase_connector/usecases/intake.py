@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from phrase_connector.callbacks import verify_callback_signature
+from phrase_connector.observability import count
 from phrase_connector.services import Services
 from phrase_connector.webhook_models import MAX_BODY_BYTES, CallbackBody, WebhookEvent
 
@@ -78,9 +79,15 @@ def accept_webhook(services: Services, headers: dict[str, str], body: str) -> In
     expected = services.secret(services.settings.webhook_token_secret)
     if not presented or not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
         logger.warning("webhook rejected: missing or wrong token")
+        count("WebhookRejected")
         raise IntakeRejected(401, "Unauthorized.")
-    event = _parse(body, WebhookEvent)
+    try:
+        event = _parse(body, WebhookEvent)
+    except IntakeRejected:
+        count("WebhookInvalid")
+        raise
     result = _store_and_enqueue(services, event.eventUid, "webhook", body, event=event.event)
+    count("WebhookDuplicated" if result.duplicate else "WebhookAccepted")
     logger.info("webhook accepted", extra={"eventUid": event.eventUid, "event": event.event, "duplicate": result.duplicate})
     return result
 
@@ -90,10 +97,12 @@ def accept_callback(services: Services, flow_id: str, signature: str, body: str)
     secret = services.secret(services.settings.callback_secret)
     if not verify_callback_signature(secret, flow_id, signature):
         logger.warning("callback rejected: bad signature", extra={"correlationId": flow_id})
+        count("CallbackRejected")
         raise IntakeRejected(401, "Unauthorized.")
     callback = _parse(body, CallbackBody)
     async_id = str(callback.asyncRequest.id)
     result = _store_and_enqueue(services, f"callback:{async_id}", "callback", body, flowId=flow_id)
+    count("CallbackDuplicated" if result.duplicate else "CallbackAccepted")
     logger.info("callback accepted", extra={"correlationId": flow_id, "asyncRequestId": async_id,
                                             "duplicate": result.duplicate})
     return result

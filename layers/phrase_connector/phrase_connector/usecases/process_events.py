@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from phrase_connector.observability import count
 from phrase_connector.services import Services
 from phrase_connector.status import UnknownStatusError, normalize_status, status_rank
 from phrase_connector.usecases.monitor import wake_flow
@@ -50,6 +51,7 @@ def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
         lookup = services.store.find_flow_of_job_part(part.uid)
         if lookup is None:
             outcome["unmatched"] += 1
+            count("WebhookUnmatched")
             logger.info("webhook for a job part this connector does not track",
                         extra={"eventUid": event.eventUid, "jobUid": part.uid})
             continue
@@ -73,6 +75,7 @@ def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
                                         eventUid=event.eventUid)
         else:
             outcome["stale"] += 1
+            count("WebhookStale")
     for flow_id, reason in flows_to_wake.items():
         outcome["woken"] += int(wake_flow(services, flow_id, reason))
     return outcome
