@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-seed", type=int, default=None,
                         help="seed of the fault rules' probability draws (default 0)")
     parser.add_argument("--enforce-rpm", type=int, default=None,
-                        help="answer 429 to TMS requests over this many per minute (default off)")
+                        help="respond with 429 to TMS requests above this many per minute "
+                             "(default off)")
     parser.add_argument("--enforce-concurrency", type=int, default=None,
-                        help="answer 429 to TMS requests over this many in flight (default off)")
+                        help="respond with 429 to TMS requests above this many in flight "
+                             "(default off)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     return parser

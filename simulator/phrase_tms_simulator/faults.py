@@ -7,8 +7,8 @@ The server runs every Phrase request (never a `/_simulator/...` admin request) t
   `{"kind": "server_error", "count": 3, "path": "/jobs$"}`. Rules are checked in order. Latency
   and token rules act and let the request go on; the first error rule that fires replaces the
   response. Kinds and their fields:
-    rate_limit_concurrent   429 with `Ratelimit-Limit` and `Ratelimit-Remaining: 0`, which is how
-                            Phrase marks its concurrent request limit (`ratelimit_limit`, default 10)
+    rate_limit_concurrent   429 with `Ratelimit-Limit` and `Ratelimit-Remaining: 0`, as Phrase
+                            marks its concurrent request limit (`ratelimit_limit`, default 10)
     rate_limit_quota        429 without those headers: Phrase's per-minute quota
     server_error            a 5xx (`status`, default 503)
     latency                 sleeps `latency_seconds` before handling the request
@@ -131,7 +131,8 @@ class FaultRule:
         if not _is_int(self.after) or self.after < 0:
             raise InvalidConfig(f"{where}.after must be an integer >= 0, got {self.after!r}")
         if self.count is not None and (not _is_int(self.count) or self.count < 1):
-            raise InvalidConfig(f"{where}.count must be an integer >= 1 or null, got {self.count!r}")
+            raise InvalidConfig(f"{where}.count must be an integer >= 1 or null, "
+                                f"got {self.count!r}")
         if not _is_number(self.probability) or not 0 < self.probability <= 1:
             raise InvalidConfig(f"{where}.probability must be in (0, 1], got {self.probability!r}")
         if self.retry_after is not None and (not _is_int(self.retry_after) or self.retry_after < 0):

@@ -1,6 +1,6 @@
 """Large files stream through the client and the simulator: memory does not grow with size.
 
-The client and the simulator run in this process, so tracemalloc sees both. The file is 48 MiB,
+The client and the simulator run in this process, so tracemalloc measures both. The file is 48 MiB,
 six times the simulator's in-memory spool size, and the traced peak must stay far below it.
 `benchmarks/bench_client.py` measures the same path with a 200 MB file and RSS.
 """
@@ -64,7 +64,9 @@ def test_upload_and_download_stream(simulator: PhraseSimulator, tmp_path: Path) 
         lambda: simulator.api_token,
     )
     template = client.list_project_templates()[0]
-    project = client.create_project_from_template(template["uid"], name="Large", target_langs=["de"])
+    project = client.create_project_from_template(
+        template["uid"], name="Large", target_langs=["de"]
+    )
     source = tmp_path / "large.txt"
     source_sha = write_text_file(source, SIZE)
 

@@ -198,7 +198,9 @@ def test_client_limit_past_deadline_raises_without_call(simulator: PhraseSimulat
 def test_streamed_download_frees_its_slot(simulator: PhraseSimulator) -> None:
     client = make_client(simulator, max_concurrent_requests=1, max_attempts=3)
     template = client.list_project_templates()[0]
-    project = client.create_project_from_template(template["uid"], name="Slots", target_langs=["de"])
+    project = client.create_project_from_template(
+        template["uid"], name="Slots", target_langs=["de"]
+    )
     created = client.create_job(
         project["uid"], content=io.BytesIO(b"Hello world"), filename="a.txt", target_langs=["de"]
     )

@@ -149,7 +149,10 @@ class DynamoDBTokenCache:
                     "REMOVE leaseOwner, leaseExpiresAt"
                 ),
                 ConditionExpression="leaseOwner = :owner",
-                ExpressionAttributeValues={**_token_values(token, self._clock()), ":owner": {"S": owner}},
+                ExpressionAttributeValues={
+                    **_token_values(token, self._clock()),
+                    ":owner": {"S": owner},
+                },
             )
         except ClientError as exc:
             if not _is_conditional_failure(exc):
