@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: venv demo test gates bench clean
+.PHONY: venv demo test gates bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "No Python 3.11 or newer found: install python3.13 (or 3.11+) and retry." >&2; exit 1; }
@@ -52,6 +52,11 @@ test: venv gates
 # Runs every benchmarks/bench_*.py; BENCHMARKS.md records the figures and the machine.
 bench: venv
 	$(PY) benchmarks/run_all.py
+
+# At least 200 file x locale flows under seeded faults; e.g. make soak SOAK_ARGS="--seed 7".
+SOAK_ARGS ?=
+soak: venv
+	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(TOOLS) .pytest_cache build *.egg-info

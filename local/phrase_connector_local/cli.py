@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from phrase_connector.config import PLUGIN_VARIANTS, PREVIEW_MODES
 from phrase_connector_local.runtime import REPO_ROOT
 
 
@@ -45,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--phrase-tms-url", help="use a real Phrase TMS instead of the simulator (with the next options)")
     run.add_argument("--phrase-platform-url", help="Phrase Platform IDM URL, e.g. https://eu.phrase.com/idm")
     run.add_argument("--template-uid", help="Phrase project template UID")
+    run.add_argument("--variant", choices=PLUGIN_VARIANTS, default="canonical",
+                     help="plugin variant: live-content adds live preview and source updates, continuous adds "
+                          "source updates (default: canonical)")
+    run.add_argument("--preview-mode", choices=PREVIEW_MODES,
+                     help="live preview package: none, generate or supplied (default: generate for live-content, "
+                          "else none)")
+    run.add_argument("--continuous-updates", choices=("on", "off"),
+                     help="update the source of existing jobs when a source changes (default: on for live-content "
+                          "and continuous, else off)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
 
     demo = commands.add_parser("demo", help="run the examples into out/demo (same as run with defaults)")
@@ -57,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("flow_ids", nargs="*", help="flow ids to reconcile (default: every open flow)")
     for command in (status, replay, reconcile):
         command.add_argument("--stack", help="name of a deployed phrase-connector stack (AWS credentials required)")
+        command.add_argument("--stack-file", type=Path,
+                             help="JSON file of the connector's environment variables, instead of --stack")
         command.add_argument("-v", "--verbose", action="store_true", help="show the connector's log lines")
     status.add_argument("--state-file", type=Path, default=Path(".phrase-connector/local-state.json"),
                         help="state saved by the last local run (used without --stack)")
@@ -64,18 +76,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _operate(args: argparse.Namespace) -> int:
-    from phrase_connector_local.operator import OperatorError, format_flows, format_timeline, load_records, use_stack
+    from phrase_connector_local.operator import (
+        OperatorError,
+        format_flows,
+        format_timeline,
+        load_records,
+        use_stack,
+        use_stack_file,
+    )
 
     try:
         if args.command == "status":
             records = load_records(stack=args.stack, state_file=args.state_file)
             print(format_timeline(records, args.flow_id) if args.flow_id else format_flows(records))
             return 0
-        if not args.stack:
+        if args.stack_file:
+            use_stack_file(args.stack_file)
+        elif args.stack:
+            use_stack(args.stack)
+        else:
             raise OperatorError(
-                f"'{args.command}' works on a deployed stack: pass --stack NAME. Locally, a run reconciles by itself."
+                f"'{args.command}' works on a running stack: pass --stack NAME (deployed) or --stack-file PATH."
             )
-        use_stack(args.stack)
         from phrase_connector.services import Services
         from phrase_connector.usecases.operations import reconcile_open_flows, replay_dead_letters
 
@@ -95,6 +117,7 @@ def _operate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from phrase_connector_local.localize import RunInputError, RunOptions, format_table, parse_locales, run_localization
+    from phrase_connector.config import ConfigurationError
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if args.verbose else "ERROR")
@@ -111,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                 step_seconds=args.step_seconds, timeout_seconds=args.timeout, webhooks=not args.no_webhooks,
                 phrase_tms_url=args.phrase_tms_url, phrase_platform_url=args.phrase_platform_url,
                 phrase_api_token=os.environ.get("PHRASE_API_TOKEN"), template_uid=args.template_uid,
+                variant=args.variant, preview_mode=args.preview_mode,
+                continuous_updates=None if args.continuous_updates is None else args.continuous_updates == "on",
             )
         if options.step_seconds <= 0:
             raise RunInputError(f"--step-seconds {options.step_seconds} must be greater than 0.")
         result = run_localization(options)
-    except RunInputError as exc:
+    except (RunInputError, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -130,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     calls = f", {result.phrase_calls} Phrase API calls" if result.phrase_calls is not None else ""
     print(f"Delivered {len(result.rows)} translations in {result.seconds:.1f} s{calls}. Output: {options.output_dir}/")
     print(f"Timeline: phrase-connector status {result.flow_id}")
+    if result.preview_file_uid:
+        print(f"Live preview package: file uid {result.preview_file_uid}, sent with every job.")
+    print(f"Plugin variant: {options.variant}. Run another with "
+          "'phrase-connector run --variant live-content' or '--variant continuous'.")
     return 0
 
 

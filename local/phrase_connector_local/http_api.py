@@ -20,6 +20,25 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024  # API Gateway's own cap is larger; the intake rejects over 256 KiB
 ROUTES = (("POST", "/webhooks/phrase"), ("POST", "/callbacks/phrase/"))
+# TMS pull and push routes: (method, path or prefix ending in '/', route key, path parameter, function).
+TMS_ROUTES = (
+    ("GET", "/tms/content", "GET /tms/content", None, "ContentApiFunction"),
+    ("GET", "/tms/content/", "GET /tms/content/{contentId}", "contentId", "ContentApiFunction"),
+    ("POST", "/tms/push/", "POST /tms/push/{jobUid}", "jobUid", "PushIntakeFunction"),
+)
+
+
+def _tms_route(method: str, path: str) -> tuple[str, str, dict[str, str] | None] | None:
+    """Match a TMS route as API Gateway does (a path parameter is one non-empty segment)."""
+    for route_method, route_path, route_key, parameter, function in TMS_ROUTES:
+        if method != route_method:
+            continue
+        if parameter is None and path == route_path:
+            return function, route_key, None
+        value = path[len(route_path):] if parameter and path.startswith(route_path) else ""
+        if value and "/" not in value:
+            return function, route_key, {parameter: value}
+    return None
 
 
 class PortInUseError(OSError):
@@ -65,8 +84,8 @@ def start_http_api(runtime: Any, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature is the base class's
             logger.debug("http api: " + format, *args)
 
-        def _answer(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-            data = body.encode("utf-8")
+        def _answer(self, status: int, body: str | bytes, headers: dict[str, str] | None = None) -> None:
+            data = body if isinstance(body, bytes) else body.encode("utf-8")
             self.send_response(status)
             for name, value in (headers or {"content-type": "application/json"}).items():
                 self.send_header(name, value)
@@ -74,7 +93,42 @@ def start_http_api(runtime: Any, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
+        def _forward_tms(self, method: str) -> bool:
+            """Send a TMS route's request to its function; False when the path is no TMS route."""
+            split = urlsplit(self.path)
+            route = _tms_route(method, split.path)
+            if route is None:
+                return False
+            function, route_key, path_parameters = route
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_REQUEST_BYTES * 8:
+                self._answer(413, json.dumps({"message": "Request Entity Too Large"}))
+                return True
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            event = _event(method, split.path, split.query, headers, body)
+            event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+            if path_parameters:
+                event["pathParameters"] = path_parameters
+            if split.query:
+                from urllib.parse import parse_qsl
+
+                event["queryStringParameters"] = dict(parse_qsl(split.query, keep_blank_values=True))
+            try:
+                response = runtime.invoke(function, event)
+            except Exception as exc:  # noqa: BLE001 - API Gateway answers 500 for a failed integration
+                logger.warning("%s failed: %s", function, exc)
+                self._answer(500, json.dumps({"message": "Internal Server Error"}))
+                return True
+            raw = response.get("body") or ""
+            data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
+            self._answer(int(response.get("statusCode", 200)), data,
+                         {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()} or None)
+            return True
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            if self._forward_tms("POST"):
+                return
             split = urlsplit(self.path)
             if not any(split.path == p or (p.endswith("/") and split.path.startswith(p)) for _, p in ROUTES):
                 self._answer(404, json.dumps({"message": "Not Found"}))
@@ -96,6 +150,8 @@ def start_http_api(runtime: Any, port: int) -> ThreadingHTTPServer:
                          {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()} or None)
 
         def do_GET(self) -> None:  # noqa: N802
+            if self._forward_tms("GET"):
+                return
             self._answer(404, json.dumps({"message": "Not Found"}))
 
     try:

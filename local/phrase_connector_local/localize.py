@@ -44,6 +44,10 @@ class RunOptions:
     phrase_api_token: str | None = None
     template_uid: str | None = None
     state_file: Path | None = Path(".phrase-connector/local-state.json")
+    # Plugin variant; None for preview_mode or continuous_updates means the variant's own default.
+    variant: str = "canonical"
+    preview_mode: str | None = None
+    continuous_updates: bool | None = None
 
 
 @dataclass
@@ -53,9 +57,30 @@ class RunResult:
     status: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     flow_id: str = ""
+    preview_file_uid: str = ""
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
     phrase_calls: int | None = None
+
+
+def variant_environment(options: RunOptions) -> dict[str, str]:
+    """Return the environment of a run's plugin variant, raising ConfigurationError when it is incomplete.
+
+    Each variant's default switches its "must" capabilities on: live content generates a preview
+    package and updates sources, continuous updates sources. An explicit option that turns a
+    required capability off is refused, as a deployed stack would refuse it.
+    """
+    from phrase_connector.config import PLUGIN_VARIANTS, ConfigurationError, check_variant
+
+    if options.variant not in PLUGIN_VARIANTS:
+        raise ConfigurationError(f"--variant {options.variant!r} is invalid: use one of {', '.join(PLUGIN_VARIANTS)}.")
+    preview_mode = options.preview_mode or ("generate" if options.variant == "live-content" else "none")
+    continuous = options.continuous_updates
+    if continuous is None:
+        continuous = options.variant in ("live-content", "continuous")
+    check_variant(options.variant, preview_mode, continuous)
+    return {"PLUGIN_VARIANT": options.variant, "PREVIEW_MODE": preview_mode,
+            "CONTINUOUS_UPDATES": "true" if continuous else "false"}
 
 
 def parse_locales(text: str) -> list[str]:
@@ -111,6 +136,7 @@ def run_localization(options: RunOptions, *, report: Callable[[str], None] = pri
     """Run one flow for every file of the source folder and write the translations to the output folder."""
     from phrase_connector_local.runtime import LocalRuntime, LocalSettings
 
+    environment = variant_environment(options)
     files = collect_sources(options.source_dir)
     check_output_dir(options.output_dir)
     started = time.monotonic()
@@ -140,7 +166,8 @@ def run_localization(options: RunOptions, *, report: Callable[[str], None] = pri
         template = simulator.config.templates[0]["uid"]
 
     settings = LocalSettings(phrase_tms_base_url=tms, phrase_platform_base_url=platform, phrase_api_token=token,
-                             template_uid=template, target_locales=tuple(options.locales))
+                             template_uid=template, target_locales=tuple(options.locales),
+                             environment=environment)
     try:
         from phrase_connector_local.http_api import PortInUseError
 
@@ -214,7 +241,8 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
     flow = store.get_flow(flow_id)
     parts = [p for p in store.list_job_parts(flow_id) if p.get("exportable")]
     result = RunResult(status=execution["status"], flow_id=flow_id, seconds=time.monotonic() - started,
-                       reasons=list(flow.get("failureReasons") or []))
+                       reasons=list(flow.get("failureReasons") or []),
+                       preview_file_uid=str(flow.get("previewFileUid") or ""))
     if flow.get("failureError"):
         result.reasons.append(f"{flow.get('failureError')}: {flow.get('failureCause')}")
     if simulator is not None:

@@ -32,7 +32,7 @@ STACK_PARAMETERS = {
 
 
 class OperatorError(RuntimeError):
-    """An operator command cannot run; the message says what to fix."""
+    """An operator command cannot run; the message names what to fix."""
 
 
 def use_stack(stack_name: str) -> None:
@@ -53,6 +53,21 @@ def use_stack(stack_name: str) -> None:
     for variable, key in STACK_PARAMETERS.items():
         if key in parameters:
             os.environ[variable] = parameters[key]
+
+
+def use_stack_file(path: Path) -> None:
+    """Point the connector's settings at resources listed in a JSON file of environment variables.
+
+    A local runtime writes such a file for its in-process stack; operators may write one for a
+    stack whose CloudFormation outputs they cannot read.
+    """
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OperatorError(f"Cannot read stack file {str(path)!r}: {exc}.") from None
+    if not isinstance(values, dict) or "FLOW_TABLE" not in values:
+        raise OperatorError(f"Stack file {str(path)!r} must be a JSON object with FLOW_TABLE and the other variables.")
+    os.environ.update({str(k): str(v) for k, v in values.items()})
 
 
 def save_local_state(records: list[dict[str, Any]], path: Path = DEFAULT_STATE_FILE) -> Path:

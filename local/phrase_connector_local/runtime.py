@@ -55,6 +55,8 @@ class LocalSettings:
     source_locale: str = "en"
     webhook_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     callback_secret: str = field(default_factory=lambda: uuid.uuid4().hex)
+    content_api_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    push_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     webhook_port: int = 0
     poll_min_seconds: int = 2
     poll_max_seconds: int = 8
@@ -254,6 +256,7 @@ class LocalRuntime:
                 setattr(target, attribute, original)
         self._patches.clear()
         if self._mock is not None:
+            self._stop_running_executions()
             self._mock.stop()
             self._mock = None
         from aws_lambda_powertools.utilities import parameters
@@ -270,6 +273,20 @@ class LocalRuntime:
             else:
                 os.environ[name] = value
         self._saved_environ.clear()
+
+    def _stop_running_executions(self) -> None:
+        """Stop the executions still running, so their threads cannot write into the next stack's tables."""
+        if not self.state_machine_arn:
+            return
+        sfn = self.client("stepfunctions")
+        try:
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn,
+                                                                   statusFilter="RUNNING")
+            for page in pages:
+                for execution in page["executions"]:
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="local runtime stopped")
+        except Exception as exc:  # noqa: BLE001 - stopping is best effort while the mock shuts down
+            logger.warning("running executions not stopped: %s", exc)
 
     def _set_environ(self, values: dict[str, str | None]) -> None:
         for name, value in values.items():
@@ -421,6 +438,8 @@ class LocalRuntime:
             "PhraseApiTokenSecret": self.settings.phrase_api_token,
             "WebhookTokenSecret": self.settings.webhook_token,
             "CallbackSecret": self.settings.callback_secret,
+            "ContentApiTokenSecret": self.settings.content_api_token,
+            "PushTokenSecret": self.settings.push_token,
         }
         secrets = self.client("secretsmanager")
         for logical_id, resource in resources.items():
@@ -600,6 +619,14 @@ class LocalRuntime:
     def send_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Deliver a content event to the start function, as the EventBridge rule or S3 would."""
         return self.invoke("StartFlowFunction", event)
+
+    def stack_environment(self) -> dict[str, str]:
+        """Return the connector's environment variables for this local stack (for operator commands)."""
+        environment: dict[str, str] = {}
+        for function in self.functions.values():
+            environment.update(function.environment)
+        environment["EVENT_DLQ_URL"] = self.physical.get("EventDeadLetterQueue", "")
+        return environment
 
     def execution_arn(self, name: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,8 @@ def test_reconcile_needs_stack(capsys):
     assert "--stack" in capsys.readouterr().err
 
 
-def test_reconcile_completes_flow_without_webhooks_or_polling():
-    from phrase_connector.services import Services
+def test_reconcile_completes_flow_without_webhooks_or_polling(tmp_path, capsys):
     from phrase_connector.store import FlowStore
-    from phrase_connector.usecases.operations import reconcile_open_flows
 
     # No webhook is registered, and the polling interval (10 minutes) outlasts the test.
     with local_stack(webhooks=False, poll_min_seconds=600, poll_max_seconds=600) as (runtime, simulator):
@@ -66,9 +65,12 @@ def test_reconcile_completes_flow_without_webhooks_or_polling():
         wait_until(lambda: all(j["status"] == "COMPLETED" for j in simulator.state_snapshot()["jobs"]), timeout=30)
         assert store.get_flow(flow_id)["status"] == "MONITORING"
 
-        results = reconcile_open_flows(Services(), [flow_id])
+        stack_file = tmp_path / "stack.json"
+        stack_file.write_text(json.dumps(runtime.stack_environment()))
+        assert main(["reconcile", flow_id, "--stack-file", str(stack_file)]) == 0
+        output = capsys.readouterr().out
 
-        assert results[0]["changed"] >= 1
-        assert results[0]["resumed"] is True
+        assert f"{flow_id}: " in output
+        assert "resumed=True" in output
         assert runtime.wait_for_execution(flow_id, timeout=60)["status"] == "SUCCEEDED"
         assert store.get_flow(flow_id)["status"] == "SUCCEEDED"

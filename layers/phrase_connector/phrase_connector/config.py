@@ -13,6 +13,10 @@ class ConfigurationError(ValueError):
     """A required environment variable is missing or has an invalid value."""
 
 
+PLUGIN_VARIANTS = ("canonical", "live-content", "continuous")
+PREVIEW_MODES = ("none", "generate", "supplied")
+
+
 def _require(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
@@ -77,6 +81,19 @@ class ConnectorSettings:
     max_loops_per_execution: int = 1000
     reassign_on_decline: bool = True
     max_reassignments: int = 2
+    # Plugin variant and the capabilities it can require (see check_variant).
+    plugin_variant: str = "canonical"
+    continuous_updates: bool = False
+    preview_mode: str = "none"
+    # Workflow extensions, run in this order after every job of a flow is created.
+    assign_providers: bool = False
+    create_analyses: bool = False
+    notify_assigned: bool = False
+    notify_email_template_id: str = ""
+    # TMS pull and push endpoints: the readable key prefix of the source bucket and the secrets.
+    content_api_prefix: str = "content/"
+    content_api_token_secret: str = ""
+    push_token_secret: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -84,7 +101,7 @@ class ConnectorSettings:
         """Read the settings, raising ConfigurationError that names the variable to fix."""
         env = os.environ if environ is None else environ
         locales = env.get("TARGET_LOCALES", "").strip()
-        return cls(
+        settings = cls(
             flow_table=_require(env, "FLOW_TABLE"),
             event_table=_require(env, "EVENT_TABLE"),
             source_bucket=_require(env, "SOURCE_BUCKET"),
@@ -108,4 +125,72 @@ class ConnectorSettings:
             max_loops_per_execution=_int(env, "MAX_LOOPS_PER_EXECUTION", 1000, minimum=2),
             reassign_on_decline=_bool(env, "REASSIGN_ON_DECLINE", True),
             max_reassignments=_int(env, "MAX_REASSIGNMENTS", 2, minimum=0),
+            plugin_variant=_choice(env, "PLUGIN_VARIANT", PLUGIN_VARIANTS, "canonical"),
+            continuous_updates=_bool(env, "CONTINUOUS_UPDATES", False),
+            preview_mode=_choice(env, "PREVIEW_MODE", PREVIEW_MODES, "none"),
+            assign_providers=_bool(env, "ASSIGN_PROVIDERS", False),
+            create_analyses=_bool(env, "CREATE_ANALYSES", False),
+            notify_assigned=_bool(env, "NOTIFY_ASSIGNED", False),
+            notify_email_template_id=env.get("NOTIFY_EMAIL_TEMPLATE_ID", "").strip(),
+            content_api_prefix=_content_prefix(env),
+            content_api_token_secret=env.get("CONTENT_API_TOKEN_SECRET", "").strip(),
+            push_token_secret=env.get("PUSH_TOKEN_SECRET", "").strip(),
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ConfigurationError when a switched-on capability or the plugin variant lacks a setting."""
+        if self.notify_assigned and not self.notify_email_template_id:
+            raise ConfigurationError(
+                "NOTIFY_ASSIGNED is true but NOTIFY_EMAIL_TEMPLATE_ID is missing or empty: set the id of the "
+                "organization e-mail template to notify assigned users with (template parameter NotifyEmailTemplateId)."
+            )
+        check_variant(self.plugin_variant, self.preview_mode, self.continuous_updates)
+
+
+# Settings each plugin variant requires: (variant, variable, test, what the variable must be).
+# Webhooks are a "must" of live content and continuous; WEBHOOK_TOKEN_SECRET is required by every
+# variant already, so the table names only the settings a variant adds.
+_VARIANT_REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("live-content", "PREVIEW_MODE", "preview", "generate or supplied (live preview)"),
+    ("live-content", "CONTINUOUS_UPDATES", "continuous", "true (idempotent source updates)"),
+    ("continuous", "CONTINUOUS_UPDATES", "continuous", "true (idempotent source updates)"),
+)
+
+
+def check_variant(variant: str, preview_mode: str, continuous_updates: bool) -> None:
+    """Raise ConfigurationError naming the first setting the plugin variant requires but lacks."""
+    met = {"preview": preview_mode != "none", "continuous": continuous_updates}
+    current = {"PREVIEW_MODE": preview_mode, "CONTINUOUS_UPDATES": str(continuous_updates).lower()}
+    for required_by, variable, capability, expected in _VARIANT_REQUIREMENTS:
+        if variant == required_by and not met[capability]:
+            raise ConfigurationError(
+                f"PLUGIN_VARIANT={variant} requires {variable} to be {expected}, but it is "
+                f"{current[variable]!r}: set {variable} (template parameter {_PARAMETER_OF[variable]}) or choose "
+                "another PluginVariant."
+            )
+
+
+_PARAMETER_OF = {"PREVIEW_MODE": "PreviewMode", "CONTINUOUS_UPDATES": "ContinuousUpdates"}
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigurationError(f"Environment variable {name}={raw!r} is invalid: use one of {', '.join(allowed)}.")
+    return raw
+
+
+def _content_prefix(environ: Mapping[str, str]) -> str:
+    """Read CONTENT_API_PREFIX: a relative key prefix that ends with '/' and has no '..' segment."""
+    raw = environ.get("CONTENT_API_PREFIX", "").strip() or "content/"
+    segments = raw.rstrip("/").split("/")
+    if raw.startswith("/") or "\\" in raw or any(s in ("", ".", "..") for s in segments):
+        raise ConfigurationError(
+            f"Environment variable CONTENT_API_PREFIX={raw!r} is invalid: use a relative key prefix such as "
+            "'content/', without empty, '.' or '..' segments."
+        )
+    return raw if raw.endswith("/") else raw + "/"

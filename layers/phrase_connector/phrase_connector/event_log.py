@@ -12,24 +12,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from phrase_connector import aws
-from phrase_connector.store import deserialize, serialize
+from phrase_connector.store import DynamoTable, deserialize, serialize
 
 RETENTION_SECONDS = 14 * 24 * 3600  # Phrase keeps webhook call history for 14 days
 
 
-class EventLog:
+class EventLog(DynamoTable):
     """Conditional writes and reads of received events."""
-
-    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
-        self.table_name = table_name
-        self._dynamodb = dynamodb
-
-    @property
-    def dynamodb(self) -> Any:
-        if self._dynamodb is None:
-            self._dynamodb = aws.client("dynamodb")
-        return self._dynamodb
 
     def record(self, event_key: str, kind: str, body: str, **attributes: Any) -> dict[str, Any] | None:
         """Store a new event; return None when it is new, else the stored item (a duplicate)."""

@@ -6,6 +6,8 @@ One table, keyed by `pk` and `sk`:
   FLOW#<flowId> / PART#<jobUid>   one job part: Phrase status, connector phase, export, target
   FLOW#<flowId> / EVENT#<time>#<n> the flow's timeline, for operators
   PART#<jobUid> / PART            lookup from a job part uid (as in webhooks) to its flow
+  SOURCE#<bucket>/<key> / SOURCE  continuous updates: the job set of one source object, the flow
+                                  that works on it (activeFlowId) and the version queued next
 Every write that guards a step (create, export, delivery) is conditional, so a replay finds the
 stored result instead of repeating a Phrase call.
 """
@@ -81,8 +83,8 @@ def part_sk(job_uid: str) -> str:
     return f"PART#{job_uid}"
 
 
-class FlowStore:
-    """Reads and conditional writes of flow, file and job part records."""
+class DynamoTable:
+    """A DynamoDB table name with the client, created on first use."""
 
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
         self.table_name = table_name
@@ -93,6 +95,10 @@ class FlowStore:
         if self._dynamodb is None:
             self._dynamodb = aws.client("dynamodb")
         return self._dynamodb
+
+
+class FlowStore(DynamoTable):
+    """Reads and conditional writes of flow, file and job part records."""
 
     # ---- generic helpers -------------------------------------------------------------------
 
@@ -371,6 +377,9 @@ class FlowStore:
     def find_flow_of_job_part(self, job_uid: str) -> dict[str, Any] | None:
         return self._get(f"PART#{job_uid}", "PART")
 
+    def get_job_part(self, flow_id: str, job_uid: str) -> dict[str, Any] | None:
+        return self._get(f"FLOW#{flow_id}", part_sk(job_uid))
+
     def apply_status(
         self, flow_id: str, job_uid: str, status: str, rank: int, status_at: float, source: str
     ) -> bool:
@@ -417,3 +426,104 @@ class FlowStore:
 
     def update_job_part(self, flow_id: str, job_uid: str, **values: Any) -> None:
         self._update(f"FLOW#{flow_id}", part_sk(job_uid), set_values=values, condition="attribute_exists(pk)")
+
+    def point_job_parts(self, flow_id: str, project_uid: str, job_uids: list[str]) -> None:
+        """Point the uid lookups of existing job parts at another flow (a source update took them over)."""
+        for job_uid in job_uids:
+            lookup = {"pk": f"PART#{job_uid}", "sk": "PART", "flowId": flow_id, "projectUid": project_uid}
+            self.dynamodb.put_item(TableName=self.table_name, Item=serialize(lookup))
+
+    # ---- live preview and workflow extensions ------------------------------------------------
+
+    def mark_preview_pending(self, flow_id: str, preview_key: str) -> None:
+        """Record that a preview package is about to be uploaded (before the Phrase call)."""
+        self._update(f"FLOW#{flow_id}", "FLOW", set_values={"previewKey": preview_key, "previewPendingAt": time.time()},
+                     condition="attribute_not_exists(previewFileUid)")
+
+    def record_preview(self, flow_id: str, package: dict[str, Any], source: str) -> dict[str, Any]:
+        """Store the uploaded package's uids once; return the flow as stored (the first upload wins)."""
+        updated = self._update(
+            f"FLOW#{flow_id}", "FLOW",
+            set_values={"previewFileUid": package.get("fileUid") or package["uid"], "previewPackageUid": package["uid"],
+                        "previewSource": source},
+            condition="attribute_not_exists(previewFileUid)",
+            return_new=True,
+        )
+        return updated if updated is not None else self.get_flow(flow_id)
+
+    def record_extension_progress(self, flow_id: str, step: str, batches_done: int, done: bool) -> None:
+        """Store how many job-uid batches of a workflow extension finished, and whether the step is done."""
+        values: dict[str, Any] = {f"ext{step}Batches": batches_done}
+        if done:
+            values[f"ext{step}DoneAt"] = time.time()
+        self._update(f"FLOW#{flow_id}", "FLOW", set_values=values)
+
+    # ---- source registry (continuous updates) ----------------------------------------------
+
+    @staticmethod
+    def _source_pk(bucket: str, key: str) -> str:
+        return f"SOURCE#{bucket}/{key}"
+
+    def get_source(self, bucket: str, key: str) -> dict[str, Any] | None:
+        return self._get(self._source_pk(bucket, key), "SOURCE")
+
+    def register_source(self, bucket: str, key: str, flow_id: str, file_index: int, version: str) -> bool:
+        """Register a source object with the flow that localizes it first; False when it is registered."""
+        now = time.time()
+        item = {"pk": self._source_pk(bucket, key), "sk": "SOURCE", "bucket": bucket, "key": key,
+                "baseFlowId": flow_id, "baseVersion": version, "flowId": flow_id, "fileIndex": file_index,
+                "version": version, "activeFlowId": flow_id, "createdAt": now, "updatedAt": now}
+        try:
+            self.dynamodb.put_item(TableName=self.table_name, Item=serialize(item),
+                                   ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+        return False
+
+    def record_source_jobs(self, bucket: str, key: str, **values: Any) -> None:
+        """Store the job set, project and revision that now carry a source object."""
+        self._update(self._source_pk(bucket, key), "SOURCE", set_values={**values, "updatedAt": time.time()},
+                     condition="attribute_exists(pk)")
+
+    def claim_source(self, bucket: str, key: str, flow_id: str, version: str, *, expected_active: str | None,
+                     pending_version: str | None = None) -> dict[str, Any] | None:
+        """Make `flow_id` the active flow of a source object; return the record, or None if it changed.
+
+        The claim succeeds only while the active flow is still `expected_active` (None: no active
+        flow) and, with `pending_version`, while that version is still the queued one.
+        """
+        condition = "attribute_not_exists(#activeFlowId)"
+        values: dict[str, Any] = {}
+        if expected_active is not None:
+            condition = "#activeFlowId = :expected"
+            values[":expected"] = expected_active
+        if pending_version is not None:
+            condition += " AND #pendingVersion = :pending"
+            values[":pending"] = pending_version
+        return self._update(
+            self._source_pk(bucket, key), "SOURCE",
+            set_values={"activeFlowId": flow_id, "version": version, "previousFlowId": expected_active,
+                        "updatedAt": time.time()},
+            remove=("pendingVersion", "pendingAt"),
+            condition=condition, condition_values=values, return_new=True,
+        )
+
+    def queue_source_version(self, bucket: str, key: str, version: str, *, active_flow_id: str) -> bool:
+        """Queue a version behind the running flow (the last queued version wins); False if it finished."""
+        result = self._update(
+            self._source_pk(bucket, key), "SOURCE",
+            set_values={"pendingVersion": version, "pendingAt": time.time(), "updatedAt": time.time()},
+            condition="#activeFlowId = :active", condition_values={":active": active_flow_id},
+        )
+        return result is not None
+
+    def release_source(self, bucket: str, key: str, flow_id: str) -> bool:
+        """Clear the active flow when nothing is queued; False when another flow is active or one is queued."""
+        result = self._update(
+            self._source_pk(bucket, key), "SOURCE", set_values={"updatedAt": time.time()}, remove=("activeFlowId",),
+            condition="#activeFlowId = :flow AND attribute_not_exists(#pendingVersion)",
+            condition_values={":flow": flow_id},
+        )
+        return result is not None

@@ -1,8 +1,11 @@
-"""Import step: project from template, then one create-job call per source file.
+"""Import step: project from template, preview package, one create-job call per source file, then
+the workflow extensions.
 
-The flow store guards each Phrase create: the project uid and each file's job list are recorded
-the moment the call returns. A replay after a crash adopts what Phrase already has (the project by
-its deterministic name, the jobs by file name and path) instead of creating more.
+The flow store guards each Phrase create: the project uid, the preview package and each file's job
+list are recorded the moment the call returns. A replay after a crash adopts what Phrase already
+has (the project by its deterministic name, the jobs by file name and path) instead of creating
+more. An update flow (continuous updates) replaces the source of existing jobs instead; see
+`continuous.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, BinaryIO
 from phrase_connector.callbacks import callback_url
 from phrase_connector.services import Services
 from phrase_connector.status import STATUS_RANK, Phase
+from phrase_connector.usecases.extensions import run_extensions
+from phrase_connector.usecases.preview import ensure_preview
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +77,7 @@ def _ensure_project(services: Services, flow: dict[str, Any]) -> dict[str, Any]:
     return services.store.record_project(flow_id, project, _last_workflow_level(project))
 
 
-def _spool_source(services: Services, bucket: str, key: str) -> tuple[BinaryIO, str, int]:
+def spool_source(services: Services, bucket: str, key: str) -> tuple[BinaryIO, str, int]:
     """Copy the S3 object into a seekable spool (retries rewind it) and hash it on the way."""
     # NOTE: the latest object is read. The batch's version (a version id, ETag or sequencer) only
     # identifies the batch, so a newer upload of the same key starts its own flow.
@@ -98,7 +103,7 @@ def _find_existing_jobs(services: Services, project_uid: str, file_name: str, pa
     return found
 
 
-def _record_parts(services: Services, flow: dict[str, Any], project_uid: str, index: int,
+def record_parts(services: Services, flow: dict[str, Any], project_uid: str, index: int,
                   source: dict[str, Any], jobs: list[dict[str, Any]], last_level: int) -> int:
     revision = (services.store.get_file(flow["flowId"], index) or {}).get("checksum")
     for job in jobs:
@@ -122,16 +127,16 @@ def _record_parts(services: Services, flow: dict[str, Any], project_uid: str, in
     return len(jobs)
 
 
-def _target_langs(services: Services, flow: dict[str, Any]) -> list[str]:
+def target_langs_of(services: Services, flow: dict[str, Any]) -> list[str]:
     target_langs = list(flow.get("targetLocales") or services.settings.target_locales)
     if not target_langs:
         target_langs = list(services.phrase.get_project(flow["projectUid"]).get("targetLangs") or [])
     return target_langs
 
 
-def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: dict[str, Any],
-                 target_langs: list[str], callback: str | None, exclude: frozenset[str] = frozenset()
-                 ) -> list[dict[str, Any]]:
+def create_file_jobs(services: Services, flow: dict[str, Any], index: int, source: dict[str, Any],
+                     target_langs: list[str], callback: str | None, exclude: frozenset[str] = frozenset()
+                     ) -> list[dict[str, Any]]:
     """Upload one source file once, adopting jobs an interrupted attempt already created."""
     store = services.store
     flow_id = flow["flowId"]
@@ -149,7 +154,7 @@ def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: d
                            extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
             return adopted
 
-    spool, checksum, size = _spool_source(services, source["bucket"], source["key"])
+    spool, checksum, size = spool_source(services, source["bucket"], source["key"])
     with spool:
         if size == 0:
             raise EmptySourceFileError(
@@ -159,7 +164,8 @@ def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: d
         store.record_file_pending(flow_id, index, {"checksum": checksum, "size": size, "createKey": create_key,
                                                    "key": source["key"]})
         job_list = services.phrase.create_job(project_uid, content=spool, filename=file_name,
-                                              target_langs=target_langs, path=path or None, callback_url=callback)
+                                              target_langs=target_langs, path=path or None, callback_url=callback,
+                                              preview_package_file_uid=ensure_preview(services, flow))
     jobs = job_list.get("jobs") or []
     if job_list.get("unsupportedFiles"):
         logger.error("Phrase does not support the file format",
@@ -171,7 +177,7 @@ def _create_jobs(services: Services, flow: dict[str, Any], index: int, source: d
     return jobs
 
 
-def _compact(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compact_jobs(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"uid": j["uid"], "targetLang": j.get("targetLang"), "status": j.get("status"),
              "workflowLevel": j.get("workflowLevel") or (j.get("workflowStep") or {}).get("workflowLevel") or 1}
             for j in jobs]
@@ -182,22 +188,36 @@ def import_content(services: Services, flow_id: str) -> dict[str, Any]:
     store = services.store
     settings = services.settings
     flow = store.get_flow(flow_id)
+    if flow.get("kind") == "update":
+        from phrase_connector.usecases.continuous import import_update
+
+        result = import_update(services, flow)
+        if result is not None:
+            return result
     if not flow.get("projectUid"):
         flow = _ensure_project(services, flow)
+    ensure_preview(services, flow)
     project_uid = flow["projectUid"]
     last_level = int(flow.get("lastWorkflowLevel") or 1)
-    target_langs = _target_langs(services, flow)
+    target_langs = target_langs_of(services, flow)
     callback = callback_url(settings.callback_base_url, services.secret(settings.callback_secret), flow_id)
 
     parts = 0
+    job_uids: list[str] = []
     for index, source in enumerate(flow.get("files") or []):
         record = store.get_file(flow_id, index) or {}
         if not record.get("jobsCreatedAt"):
-            jobs = _compact(_create_jobs(services, flow, index, source, target_langs, callback))
+            jobs = compact_jobs(create_file_jobs(services, flow, index, source, target_langs, callback))
             store.record_jobs_created(flow_id, index, jobs)
             record = store.get_file(flow_id, index) or {}
-        parts += _record_parts(services, flow, project_uid, index, source, record.get("jobs") or [], last_level)
+        parts += record_parts(services, flow, project_uid, index, source, record.get("jobs") or [], last_level)
+        job_uids.extend(job["uid"] for job in record.get("jobs") or [])
+        if settings.continuous_updates:
+            from phrase_connector.usecases.continuous import record_source_jobs
 
+            record_source_jobs(services, flow, index, record.get("jobs") or [], record.get("checksum"))
+
+    run_extensions(services, flow_id, job_uids)
     store.update_flow(flow_id, status="MONITORING")
     return {"projectUid": project_uid, "jobParts": parts}
 
@@ -220,12 +240,12 @@ def retry_file_import(services: Services, flow: dict[str, Any], index: int, erro
     logger.warning("retrying the import of a file after an import error",
                    extra={"correlationId": flow_id, "projectUid": flow["projectUid"], "sourceKey": source["key"],
                           "error": error})
-    jobs = _compact(_create_jobs(services, flow, index, source, _target_langs(services, flow), callback,
+    jobs = compact_jobs(create_file_jobs(services, flow, index, source, target_langs_of(services, flow), callback,
                                  exclude=old_uids))
     store.update_file(flow_id, index, jobs=jobs, importAttempts=int(record.get("importAttempts") or 1) + 1,
                       supersededJobs=sorted(old_uids), lastImportError=error)
     for uid in old_uids:
         store.update_job_part(flow_id, uid, phase=Phase.SUPERSEDED.value, exportable=False,
                               reason=f"import error: {error}; replaced by a new upload")
-    _record_parts(services, flow, flow["projectUid"], index, source, jobs, int(flow.get("lastWorkflowLevel") or 1))
+    record_parts(services, flow, flow["projectUid"], index, source, jobs, int(flow.get("lastWorkflowLevel") or 1))
     return True

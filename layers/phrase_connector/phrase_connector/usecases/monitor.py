@@ -146,6 +146,11 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
                           outcome=counts, failureReasons=reasons or None, finishedAt=time.time())
         store.add_timeline(flow_id, "FlowSucceeded" if action == "succeed" else "FlowFailed",
                            reasons=reasons or None, **counts)
+        if services.settings.continuous_updates:
+            # The flow is done with its source objects, so start the update queued behind each one.
+            from phrase_connector.usecases.continuous import finish_flow_sources
+
+            finish_flow_sources(services, flow)
     logger.info("flow checked", extra={"correlationId": flow_id, "action": action, **counts})
     return {"action": action, "waitSeconds": wait_seconds, "attempt": next_attempt, "loops": loops,
             "counts": counts}

@@ -1,4 +1,4 @@
-"""Polling fallback: read job part statuses from Phrase when no webhook told the connector.
+"""Polling fallback: read job part statuses from Phrase when no webhook reported them.
 
 Three read paths exist. The plugin guide's `/jobs/{uid}/parts` returns every workflow level of one
 file and locale; list-jobs returns 50 job parts of one workflow level per page; get-job returns one
