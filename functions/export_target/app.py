@@ -13,4 +13,4 @@ def lambda_handler(event, context):
     bind_flow(flow_id)
     services = get_services()
     services.bind_context(context)
-    return export_targets(services, flow_id)
+    return export_targets(services, flow_id, wake_reason=str((event.get("wake") or {}).get("reason") or "timeout"))

@@ -60,7 +60,7 @@ class LocalSettings:
     webhook_port: int = 0
     poll_min_seconds: int = 2
     poll_max_seconds: int = 8
-    export_poll_seconds: int = 1
+    export_poll_seconds: int = 3
     retry_time_scale: float = 0.02
     queue_visibility_seconds: int = 2
     environment: dict[str, str] = field(default_factory=dict)

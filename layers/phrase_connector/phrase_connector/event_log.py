@@ -48,14 +48,31 @@ class EventLog(DynamoTable):
             old = exc.response.get("Item")
             return deserialize(old) if old else self.get(event_key) or {}
 
-    def mark(self, event_key: str, state: str) -> None:
-        self.dynamodb.update_item(
-            TableName=self.table_name,
-            Key=serialize({"eventKey": event_key}),
-            UpdateExpression="SET #state = :state, updatedAt = :now",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=serialize({":state": state, ":now": time.time()}),
-        )
+    def mark(self, event_key: str, state: str, *, only_from: str | None = None) -> bool:
+        """Set the event's state; with `only_from`, only while it is still in that state.
+
+        The intake marks ENQUEUED only from RECEIVED: the event processor may already have marked
+        the event PROCESSED, and that later state must win.
+        """
+        kwargs: dict[str, Any] = {}
+        values: dict[str, Any] = {":state": state, ":now": time.time()}
+        if only_from is not None:
+            kwargs["ConditionExpression"] = "#state = :from"
+            values[":from"] = only_from
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key=serialize({"eventKey": event_key}),
+                UpdateExpression="SET #state = :state, updatedAt = :now",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=serialize(values),
+                **kwargs,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get(self, event_key: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(

@@ -6,6 +6,7 @@ One table, keyed by `pk` and `sk`:
   FLOW#<flowId> / PART#<jobUid>   one job part: Phrase status, connector phase, export, target
   FLOW#<flowId> / EVENT#<time>#<n> the flow's timeline, for operators
   PART#<jobUid> / PART            lookup from a job part uid (as in webhooks) to its flow
+  ASYNC#<id> / ASYNC              lookup from an export's async request id (as in callbacks) to its part
   SOURCE#<bucket>/<key> / SOURCE  continuous updates: the job set of one source object, the flow
                                   that works on it (activeFlowId) and the version queued next
 Every write that guards a step (create, export, delivery) is conditional, so a replay finds the
@@ -376,6 +377,16 @@ class FlowStore(DynamoTable):
 
     def find_flow_of_job_part(self, job_uid: str) -> dict[str, Any] | None:
         return self._get(f"PART#{job_uid}", "PART")
+
+    def record_async_request(self, async_request_id: str, flow_id: str, job_uid: str, action: str) -> None:
+        """Remember which flow and job part an async request belongs to, for its callback."""
+        self.dynamodb.put_item(TableName=self.table_name, Item=serialize({
+            "pk": f"ASYNC#{async_request_id}", "sk": "ASYNC", "flowId": flow_id, "jobUid": job_uid,
+            "action": action, "createdAt": time.time(),
+        }))
+
+    def find_async_request(self, async_request_id: str) -> dict[str, Any] | None:
+        return self._get(f"ASYNC#{async_request_id}", "ASYNC")
 
     def get_job_part(self, flow_id: str, job_uid: str) -> dict[str, Any] | None:
         return self._get(f"FLOW#{flow_id}", part_sk(job_uid))

@@ -51,6 +51,7 @@ def _request_export(services: Services, flow: dict[str, Any], part: dict[str, An
     response = services.phrase.export_target_file(part["projectUid"], part["jobUid"], callback_url=callback)
     async_id = str(response["asyncRequest"]["id"])
     services.store.update_job_part(flow_id, part["jobUid"], exportAsyncRequestId=async_id, exportRequestedAt=time.time())
+    services.store.record_async_request(async_id, flow_id, part["jobUid"], "EXPORT")
     part.update(phase=Phase.EXPORTING.value, exportAsyncRequestId=async_id, exportAttempts=attempts)
     logger.info("export requested", extra={"correlationId": flow_id, "projectUid": part["projectUid"],
                                            "jobUid": part["jobUid"], "asyncRequestId": async_id})
@@ -137,19 +138,31 @@ def _download(services: Services, flow_id: str, part: dict[str, Any], async_id: 
     return True
 
 
-def export_targets(services: Services, flow_id: str) -> dict[str, Any]:
-    """Request exports for completed parts and collect finished ones until the time budget ends."""
+def export_targets(services: Services, flow_id: str, wake_reason: str = "timeout") -> dict[str, Any]:
+    """Request exports for completed parts and collect finished ones until the time budget ends.
+
+    With a callback URL, an export's status is read from Phrase only when its callback may have
+    been lost: after an Await timeout or a reconcile.
+    """
     store = services.store
     flow = store.get_flow(flow_id)
     settings = services.settings
     callback = callback_url(settings.callback_base_url, services.secret(settings.callback_secret), flow_id)
     parts = [p for p in store.list_job_parts(flow_id) if p.get("exportable")]
 
+    # Exports requested in this invocation finish later: with a callback URL their callback wakes
+    # the flow, so their async requests are not polled now (the Await timeout polls them if the
+    # callback never comes).
+    fresh: set[str] = set()
     for part in parts:
         ready = part.get("phase") == Phase.MONITORING.value and part.get("status") in ("COMPLETED", "DELIVERED")
         if ready:
             _request_export(services, flow, part, callback)
+            if callback:
+                fresh.add(part["jobUid"])
 
+    # Without a callback URL, or when callbacks may have been lost, Phrase is asked directly.
+    read_status = not callback or wake_reason in ("timeout", "reconcile")
     end = _budget_end(services)
     delay = 0.25
     written = 0
@@ -166,8 +179,14 @@ def export_targets(services: Services, flow_id: str) -> dict[str, Any]:
                 _request_export(services, flow, part, callback)
                 pending += 1
                 continue
-            request = services.phrase.get_async_request(async_id)
-            response = request.get("asyncResponse")
+            result = part.get("exportResult") or {}
+            if result.get("asyncRequestId") == async_id:
+                response = result  # reported by the export's callback: no status read needed
+            elif part["jobUid"] in fresh or not read_status:
+                pending += 1
+                continue
+            else:
+                response = services.phrase.get_async_request(async_id).get("asyncResponse")
             if response is None:
                 pending += 1
                 continue
@@ -178,7 +197,9 @@ def export_targets(services: Services, flow_id: str) -> dict[str, Any]:
             if _download(services, flow_id, part, async_id):
                 written += 1
             part["phase"] = "DONE"
-        if not pending or time.monotonic() + delay > end:
+        waiting_for_callbacks = not read_status or all(
+            p["jobUid"] in fresh for p in parts if p.get("phase") == Phase.EXPORTING.value)
+        if not pending or waiting_for_callbacks or time.monotonic() + delay > end:
             return {"written": written, "pending": pending}
         time.sleep(delay)
         delay = min(delay * 2, 2.0)

@@ -43,15 +43,21 @@ class IntakeResult:
     duplicate: bool
 
 
-def _parse(body: str, model: type[Any]) -> Any:
-    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+def _parse(body: str | bytes, model: type[Any]) -> tuple[Any, str]:
+    """Validate the body against a payload model; return the model and the body as text."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if len(raw) > MAX_BODY_BYTES:
         raise IntakeRejected(413, f"Body exceeds {MAX_BODY_BYTES} bytes.")
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IntakeRejected(400, f"Body is not UTF-8 text (invalid byte at position {exc.start}).") from None
     try:
         payload = json.loads(body)
     except json.JSONDecodeError as exc:
         raise IntakeRejected(400, f"Body is not valid JSON: {exc.msg} at position {exc.pos}.") from None
     try:
-        return model.model_validate(payload)
+        return model.model_validate(payload), body
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in error["loc"]) or "body" for error in exc.errors()[:5])
         raise IntakeRejected(400, f"Body is not a Phrase {model.__name__} payload (check: {fields}).") from None
@@ -67,11 +73,11 @@ def _store_and_enqueue(services: Services, event_key: str, kind: str, body: str,
         QueueUrl=services.settings.event_queue_url,
         MessageBody=json.dumps({"kind": kind, "eventKey": event_key}),
     )
-    services.events.mark(event_key, "ENQUEUED")
+    services.events.mark(event_key, "ENQUEUED", only_from="RECEIVED")
     return IntakeResult(event_key=event_key, duplicate=existing is not None)
 
 
-def accept_webhook(services: Services, headers: dict[str, str], body: str) -> IntakeResult:
+def accept_webhook(services: Services, headers: dict[str, str], body: str | bytes) -> IntakeResult:
     """Check the secret header, validate and store the webhook, and enqueue it."""
     lowered = {k.lower(): v for k, v in headers.items()}
     # Phrase documents X-Memsource-Token; one revision of its docs names x-phrase-token.
@@ -82,26 +88,26 @@ def accept_webhook(services: Services, headers: dict[str, str], body: str) -> In
         count("WebhookRejected")
         raise IntakeRejected(401, "Unauthorized.")
     try:
-        event = _parse(body, WebhookEvent)
+        event, text = _parse(body, WebhookEvent)
     except IntakeRejected:
         count("WebhookInvalid")
         raise
-    result = _store_and_enqueue(services, event.eventUid, "webhook", body, event=event.event)
+    result = _store_and_enqueue(services, event.eventUid, "webhook", text, event=event.event)
     count("WebhookDuplicated" if result.duplicate else "WebhookAccepted")
     logger.info("webhook accepted", extra={"eventUid": event.eventUid, "event": event.event, "duplicate": result.duplicate})
     return result
 
 
-def accept_callback(services: Services, flow_id: str, signature: str, body: str) -> IntakeResult:
+def accept_callback(services: Services, flow_id: str, signature: str, body: str | bytes) -> IntakeResult:
     """Check the URL signature, validate and store the callback, and enqueue it."""
     secret = services.secret(services.settings.callback_secret)
     if not verify_callback_signature(secret, flow_id, signature):
         logger.warning("callback rejected: bad signature", extra={"correlationId": flow_id})
         count("CallbackRejected")
         raise IntakeRejected(401, "Unauthorized.")
-    callback = _parse(body, CallbackBody)
+    callback, text = _parse(body, CallbackBody)
     async_id = str(callback.asyncRequest.id)
-    result = _store_and_enqueue(services, f"callback:{async_id}", "callback", body, flowId=flow_id)
+    result = _store_and_enqueue(services, f"callback:{async_id}", "callback", text, flowId=flow_id)
     count("CallbackDuplicated" if result.duplicate else "CallbackAccepted")
     logger.info("callback accepted", extra={"correlationId": flow_id, "asyncRequestId": async_id,
                                             "duplicate": result.duplicate})

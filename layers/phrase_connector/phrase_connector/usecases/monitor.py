@@ -87,6 +87,15 @@ def _continue_in_new_execution(services: Services, flow: dict[str, Any]) -> str:
     return name
 
 
+def _export_results_waiting(parts: list[dict[str, Any]]) -> bool:
+    """Tell whether a callback already reported an export that the Export step has not collected."""
+    return any(
+        p.get("phase") == Phase.EXPORTING.value
+        and (p.get("exportResult") or {}).get("asyncRequestId") == p.get("exportAsyncRequestId")
+        for p in parts
+    )
+
+
 def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: int, loops: int = 0
                ) -> dict[str, Any]:
     """Bring the flow's job parts up to date and decide the next state; return the decision."""
@@ -96,7 +105,8 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
     parts = store.list_job_parts(flow_id)
 
     changed = 0
-    if wake_reason in ("timeout", "start", "callback") and parts:
+    # Webhooks keep statuses current; Phrase is polled only when they may have been missed.
+    if wake_reason in ("timeout", "callback", "callback:import-error") and parts:
         changed = poll_job_parts(services, flow, parts)
         if changed:
             parts = store.list_job_parts(flow_id)
@@ -125,7 +135,8 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
         action = "export"
     elif counts["readyToDeliver"]:
         action = "deliver"
-    elif counts["exporting"] and wake_reason in ("timeout", "callback", "start", "reconcile"):
+    elif counts["exporting"] and (wake_reason in ("timeout", "start", "reconcile") or wake_reason.startswith("callback")
+                                  or _export_results_waiting(exportable)):
         # Pending exports are collected when their callback arrives or the short wait ran out.
         action = "export"
     elif open_count == 0:

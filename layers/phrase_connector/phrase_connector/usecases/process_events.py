@@ -81,6 +81,31 @@ def _apply_webhook(services: Services, event: WebhookEvent) -> dict[str, Any]:
     return outcome
 
 
+def _apply_callback(services: Services, flow_id: str, callback: CallbackBody) -> dict[str, Any]:
+    """Record what an async-request callback reports and wake the flow when it needs to act.
+
+    An export's result is stored on its job part, so the Export step downloads without reading the
+    async request again. A successful import needs nothing; a failed one makes the next Check poll.
+    """
+    request = callback.asyncRequest
+    async_id = str(request.id)
+    response = request.asyncResponse or {}
+    lookup = services.store.find_async_request(async_id)
+    if lookup is not None and lookup.get("flowId") == flow_id and lookup.get("action") == "EXPORT":
+        services.store.update_job_part(flow_id, lookup["jobUid"], exportResult={
+            "asyncRequestId": async_id, "errorCode": response.get("errorCode"), "errorDesc": response.get("errorDesc"),
+        })
+        reason = "callback:export"
+    elif request.action == "IMPORT_JOB":
+        if not response.get("errorCode"):
+            return {"woken": 0, "asyncRequestId": async_id}
+        reason = "callback:import-error"
+    else:
+        reason = "callback"
+    woken = wake_flow(services, flow_id, reason)
+    return {"woken": int(woken), "asyncRequestId": async_id}
+
+
 def process_event(services: Services, message_body: str) -> dict[str, Any]:
     """Process one queue message naming a stored event; raise to have SQS retry it."""
     message = json.loads(message_body)
@@ -94,9 +119,6 @@ def process_event(services: Services, message_body: str) -> dict[str, Any]:
     if stored["kind"] == "webhook":
         outcome = _apply_webhook(services, WebhookEvent.model_validate_json(stored["body"]))
     else:
-        callback = CallbackBody.model_validate_json(stored["body"])
-        flow_id = stored["flowId"]
-        woken = wake_flow(services, flow_id, "callback")
-        outcome = {"woken": int(woken), "asyncRequestId": str(callback.asyncRequest.id)}
+        outcome = _apply_callback(services, stored["flowId"], CallbackBody.model_validate_json(stored["body"]))
     services.events.mark(event_key, "PROCESSED")
     return {"eventKey": event_key, **outcome}
