@@ -106,7 +106,7 @@ def start_update_flow(services: Services, registry: dict[str, Any], version: str
     execution_arn = f"{arn.replace(':stateMachine:', ':execution:')}:{flow_id}"
     try:
         execution_arn = services.sfn.start_execution(stateMachineArn=arn, name=flow_id,
-                                                     input=json.dumps({"flowId": flow_id}))["executionArn"]
+                                                     input=json.dumps({"flowId": flow_id, "resume": False}))["executionArn"]
         duplicate = not created
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":

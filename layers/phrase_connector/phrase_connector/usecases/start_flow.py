@@ -46,7 +46,7 @@ def _start_batch(services: Services, batch: dict[str, Any]) -> dict[str, Any]:
     duplicate = not created
     try:
         response = services.sfn.start_execution(
-            stateMachineArn=state_machine_arn, name=flow_id, input=json.dumps({"flowId": flow_id})
+            stateMachineArn=state_machine_arn, name=flow_id, input=json.dumps({"flowId": flow_id, "resume": False})
         )
         execution_arn = response["executionArn"]
     except ClientError as exc:
