@@ -2,108 +2,56 @@
 
 `build_phrase_client` wires the pieces: a `requests` session shared by the Platform token
 exchange (`AccessTokenProvider`) and the TMS calls (`PhraseHttp`), wrapped by `PhraseClient`.
-This package imports neither boto3 nor Powertools, to keep cold starts short. The API token
+This package imports neither boto3 nor Powertools, and its names load on first use (so
+importing `errors` alone does not import `requests`), to keep cold starts short. The API token
 comes from a callable, which the caller backs with its secret store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+# Public name -> submodule. Loading on first access keeps `requests` out of handlers that only
+# need the error types.
+_EXPORTS = {
+    "AccessTokenProvider": "auth",
+    "CachedToken": "auth",
+    "InMemoryTokenCache": "auth",
+    "SharedTokenCache": "auth",
+    "TokenCache": "auth",
+    "DownloadResult": "client",
+    "PhraseClient": "client",
+    "PhraseAuthenticationError": "errors",
+    "PhraseConnectionError": "errors",
+    "PhraseDownloadInterruptedError": "errors",
+    "PhraseError": "errors",
+    "PhraseJobNotReadyError": "errors",
+    "PhraseNotFoundError": "errors",
+    "PhrasePermanentError": "errors",
+    "PhrasePermissionError": "errors",
+    "PhraseRateLimitedError": "errors",
+    "PhraseServerError": "errors",
+    "PhraseTokenExchangeError": "errors",
+    "PhraseTransientError": "errors",
+    "PhraseValidationError": "errors",
+    "content_disposition": "headers",
+    "memsource_header": "headers",
+    "shorten_name": "headers",
+    "PhraseHttp": "http",
+    "RequestLimiter": "limits",
+    "PhraseSettings": "settings",
+    "build_phrase_client": "factory",
+    "MAX_POOLED_CONNECTIONS": "factory"
+}
 
-from .auth import (
-    AccessTokenProvider,
-    CachedToken,
-    InMemoryTokenCache,
-    SharedTokenCache,
-    TokenCache,
-)
-from .client import DownloadResult, PhraseClient
-from .errors import (
-    PhraseAuthenticationError,
-    PhraseConnectionError,
-    PhraseDownloadInterruptedError,
-    PhraseError,
-    PhraseJobNotReadyError,
-    PhraseNotFoundError,
-    PhrasePermanentError,
-    PhrasePermissionError,
-    PhraseRateLimitedError,
-    PhraseServerError,
-    PhraseTokenExchangeError,
-    PhraseTransientError,
-    PhraseValidationError,
-)
-from .headers import content_disposition, memsource_header, shorten_name
-from .http import PhraseHttp
-from .limits import RequestLimiter
-from .settings import PhraseSettings
-
-# Phrase suggests keeping at most about 50 requests to TMS in flight per client.
-MAX_POOLED_CONNECTIONS = 50
-
-__all__ = [
-    "AccessTokenProvider",
-    "CachedToken",
-    "DownloadResult",
-    "InMemoryTokenCache",
-    "PhraseAuthenticationError",
-    "PhraseClient",
-    "PhraseConnectionError",
-    "PhraseDownloadInterruptedError",
-    "PhraseError",
-    "PhraseHttp",
-    "PhraseJobNotReadyError",
-    "PhraseNotFoundError",
-    "PhrasePermanentError",
-    "PhrasePermissionError",
-    "PhraseRateLimitedError",
-    "PhraseServerError",
-    "PhraseSettings",
-    "PhraseTokenExchangeError",
-    "PhraseTransientError",
-    "PhraseValidationError",
-    "RequestLimiter",
-    "SharedTokenCache",
-    "TokenCache",
-    "build_phrase_client",
-    "content_disposition",
-    "memsource_header",
-    "shorten_name",
-]
+__all__ = sorted(_EXPORTS)
 
 
-def build_phrase_client(
-    settings: PhraseSettings,
-    api_token_source: Callable[[], str],
-    *,
-    remaining_time_ms: Callable[[], int] | None = None,
-    token_cache: TokenCache | None = None,
-) -> PhraseClient:
-    """Build a `PhraseClient` for one tenant.
-
-    `api_token_source` returns the Phrase Platform API token and is called at each token
-    exchange, so a rotated secret is picked up. `remaining_time_ms` is usually the Lambda
-    context's `get_remaining_time_in_millis`: retry waits never run past it. `token_cache`
-    defaults to one in-process cache; a `SharedTokenCache` shares the token across processes.
-    """
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=MAX_POOLED_CONNECTIONS)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-
-    token_provider = AccessTokenProvider(
-        settings.platform_base_url,
-        api_token_source,
-        session,
-        cache=token_cache,
-        timeout=settings.timeout,
-        user_agent=settings.user_agent,
-        refresh_wait_seconds=settings.token_refresh_wait_seconds,
-    )
-    http = PhraseHttp(
-        settings, token_provider, session=session, remaining_time_ms=remaining_time_ms
-    )
-    return PhraseClient(http, settings)
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
