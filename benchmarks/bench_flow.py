@@ -85,7 +85,7 @@ def bench_happy_path(files: int, locales: tuple[str, ...]) -> dict[str, Any]:
             execution = runtime.wait_for_execution(flow_id, timeout=300)
             elapsed = time.monotonic() - started
             # Webhooks sent after the last state (e.g. for DELIVERED) still reach the intake.
-            _wait_for_queue_drain(runtime, simulator)
+            harness.wait_for_quiet(runtime, simulator, quiet_seconds=1.5, timeout=30)
         if execution["status"] != "SUCCEEDED":
             raise SystemExit(f"happy-path flow ended {execution['status']}")
         calls = count_calls(simulator.calls)
@@ -134,21 +134,6 @@ def bench_happy_path(files: int, locales: tuple[str, ...]) -> dict[str, Any]:
     return {"calls": calls, "minimum": minimum, "transitions": transitions, "cost": cost}
 
 
-def _wait_for_queue_drain(runtime: Any, simulator: Any, quiet_seconds: float = 1.5, timeout: float = 30) -> None:
-    """Wait until no webhook was delivered and the event queue was empty for `quiet_seconds`."""
-    sqs = runtime.client("sqs")
-    url = runtime.physical["EventQueue"]
-    deadline = time.monotonic() + timeout
-    last_change, last_state = time.monotonic(), None
-    while time.monotonic() < deadline:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        state = (len(simulator.webhook_deliveries), attributes.get("ApproximateNumberOfMessages"),
-                 attributes.get("ApproximateNumberOfMessagesNotVisible"))
-        if state != last_state:
-            last_state, last_change = state, time.monotonic()
-        elif state[1:] == ("0", "0") and time.monotonic() - last_change >= quiet_seconds:
-            return
-        time.sleep(0.2)
 
 
 # 2: polling only over a week -------------------------------------------------------------------

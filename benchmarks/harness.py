@@ -342,3 +342,24 @@ def wait_for(condition: Any, timeout: float, interval: float = 0.2) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def wait_for_quiet(runtime: Any, simulator: Any, *, quiet_seconds: float, timeout: float) -> bool:
+    """Wait until no delivery was attempted and the event queue stayed empty for `quiet_seconds`.
+
+    Return False when deliveries or the queue were still busy after `timeout` seconds.
+    """
+    sqs = runtime.client("sqs")
+    url = runtime.physical["EventQueue"]
+    last_state, last_change = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        state = (len(simulator.webhook_deliveries), attributes.get("ApproximateNumberOfMessages"),
+                 attributes.get("ApproximateNumberOfMessagesNotVisible"))
+        if state != last_state:
+            last_state, last_change = state, time.monotonic()
+        elif state[1:] == ("0", "0") and time.monotonic() - last_change >= quiet_seconds:
+            return True
+        time.sleep(0.2)
+    return False

@@ -101,7 +101,8 @@ def run_soak(seed: int, batches: int, files: int, locales: tuple[str, ...], time
         flows_done = time.monotonic() - started
         failures = {flow_id: _failure_of(runtime, flow_id) for flow_id, status in statuses.items()
                     if status != "SUCCEEDED"}
-        _wait_quiet(runtime, simulator)
+        if not harness.wait_for_quiet(runtime, simulator, quiet_seconds=3.0, timeout=120.0):
+            print("warning: deliveries or the event queue were still busy after 120 s", flush=True)
         result = _measure(runtime, simulator, [flow_id for flow_id, _ in flows], files, locales, processed)
         result.update(statuses=statuses, failures=failures, seconds=time.monotonic() - started, flows_seconds=flows_done,
                       crashes=list(runtime.faults.fired), faults=simulator.fault_status(),
@@ -145,22 +146,6 @@ def _record_processed_events() -> set[str]:
     return processed
 
 
-def _wait_quiet(runtime: Any, simulator: Any, quiet_seconds: float = 3.0, timeout: float = 120.0) -> None:
-    """Wait until no delivery was attempted and the event queue stayed empty for `quiet_seconds`."""
-    sqs = runtime.client("sqs")
-    url = runtime.physical["EventQueue"]
-    last_state, last_change = None, time.monotonic()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        state = (len(simulator.webhook_deliveries), attributes.get("ApproximateNumberOfMessages"),
-                 attributes.get("ApproximateNumberOfMessagesNotVisible"))
-        if state != last_state:
-            last_state, last_change = state, time.monotonic()
-        elif state[1:] == ("0", "0") and time.monotonic() - last_change >= quiet_seconds:
-            return
-        time.sleep(0.25)
-    print(f"warning: deliveries or the event queue were still busy after {timeout:.0f} s", flush=True)
 
 
 def _scan(runtime: Any, table: str) -> list[dict[str, Any]]:

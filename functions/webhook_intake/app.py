@@ -22,7 +22,7 @@ def _raw_body() -> bytes | str:
     try:
         return base64.b64decode(body)
     except (binascii.Error, ValueError):
-        return b"\xff"  # not UTF-8 either way: the intake answers 400
+        return b"\xff"  # not UTF-8 either way, so the intake returns 400
 
 
 def _json(status_code: int, payload: dict) -> Response:

@@ -1,8 +1,8 @@
 """Event log: webhooks and callbacks stored once, before they are acknowledged.
 
 Each item is keyed by `eventKey` (Phrase's `eventUid` for webhooks, `callback:<asyncRequestId>` for
-callbacks). The conditional put makes a redelivery a no-op; `state` records whether the event was
-handed to the queue, so a redelivery of an event whose enqueue failed is enqueued again.
+callbacks). The conditional put makes a redelivery a no-op. `state` records whether the event
+was handed to the queue, so a redelivery of an event whose enqueue failed is enqueued again.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def _download(services: Services, flow_id: str, part: dict[str, Any], async_id: 
     """Download the target and write it to the target bucket; True when written.
 
     Idempotency key: async request id + target item (the object key). The id is claimed before
-    the download because Phrase serves it once; a claimed id found again means an earlier attempt
-    was interrupted, so the target it may have written is adopted, or a fresh export is requested.
+    the download because Phrase serves it once. A claimed id found again means an earlier attempt
+    was interrupted: the target it wrote is adopted, or else a fresh export is requested.
     """
     key = target_key(part["targetLang"], part["sourceKey"])
     if part.get("downloadAsyncRequestId") == async_id:
