@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-# ISO 639-1 codes, which Phrase accepts as plain language codes; three-letter codes are checked
-# by shape only because Phrase's list of them is long and changes.
+# ISO 639-1 codes, which Phrase accepts as plain language codes. Three-letter codes are checked
+# by shape only, because Phrase's list of them is long and changes.
 ISO_639_1 = frozenset(
     """
     aa ab af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv

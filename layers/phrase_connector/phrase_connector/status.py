@@ -30,7 +30,7 @@ STATUS_RANK = {
 
 
 class Phase(str, Enum):
-    """Where the connector is with one job part, independent of its Phrase status."""
+    """Connector stage of one job part, independent of its Phrase status."""
 
     MONITORING = "MONITORING"  # waiting for translation
     EXPORTING = "EXPORTING"  # target-file export requested, async request pending
@@ -62,7 +62,7 @@ def status_rank(status: str) -> int:
 def failure_reason(status: str) -> str | None:
     """Return why a status ends the file and locale as a failure, or None when it does not.
 
-    DECLINED is not a failure: the connector reassigns providers or asks an operator to.
+    DECLINED is not a failure: the connector reassigns providers or emits an operator event.
     """
     reasons = {
         "CANCELLED": "job part was cancelled in Phrase",

@@ -1,9 +1,9 @@
 """Polling fallback: read job part statuses from Phrase when no webhook reported them.
 
 Three read paths exist. The plugin guide's `/jobs/{uid}/parts` returns every workflow level of one
-file and locale; list-jobs returns 50 job parts of one workflow level per page; get-job returns one
+file and locale. List-jobs returns 50 job parts of one workflow level per page. Get-job returns one
 job part. Each poll takes the path with the fewest calls for the open job parts. The `/parts` path
-is missing from Phrase's API specification, so when it answers 404 the flow stops using it.
+is missing from Phrase's API specification, so when it returns 404 the flow stops using it.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ _idempotent_start: dict[str, Any] = {}
 def _idempotent(services: Services) -> tuple[Any, Any]:
     """Build (once) the Powertools-idempotent start function and its config.
 
-    The key is the batch id and the payload check is the batch fingerprint, so a replay returns
-    the stored result without touching Step Functions, and a changed batch under an old id raises
+    The key is the batch id and the payload check is the batch fingerprint. A replay returns the
+    stored result without touching Step Functions. A changed batch under an old id raises
     IdempotencyValidationError instead of silently returning the old result.
     """
     with _idempotent_lock:
