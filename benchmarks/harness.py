@@ -91,36 +91,6 @@ def machine_line() -> str:
             f"Python {platform.python_version()}")
 
 
-# moto's DynamoDB backend reads and writes plain dicts without a lock, so a query that runs while
-# another thread writes can raise "dictionary changed size during iteration". DynamoDB applies each
-# item operation atomically, so the benchmarks run moto's item operations one at a time.
-_MOTO_DYNAMODB_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan",
-                             "batch_get_item", "batch_write_item", "transact_get_items", "transact_write_items")
-
-
-@contextlib.contextmanager
-def serialized_moto_dynamodb() -> Iterator[None]:
-    """Run moto's DynamoDB item operations under one lock while the block runs."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in _MOTO_DYNAMODB_OPERATIONS}
-
-    def locked(original: Any) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(self, *args, **kwargs)
-        return call
-
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
-
-
 @contextlib.contextmanager
 def local_stack(*, sim_config: dict[str, Any] | None = None, locales: tuple[str, ...] = ("de",),
                 webhooks: bool = True, **settings: Any) -> Iterator[tuple[Any, Any]]:
@@ -131,7 +101,8 @@ def local_stack(*, sim_config: dict[str, Any] | None = None, locales: tuple[str,
     from phrase_connector_local.runtime import LocalRuntime, LocalSettings
 
     config = {"step_seconds": 0.2, "import_seconds": 0.1, "export_seconds": 0.1, **(sim_config or {})}
-    with serialized_moto_dynamodb(), PhraseSimulator(SimulatorConfig(**config)) as simulator:
+    # The local runtime runs moto's DynamoDB item operations under one lock, as DynamoDB is atomic.
+    with PhraseSimulator(SimulatorConfig(**config)) as simulator:
         local = LocalSettings(
             phrase_tms_base_url=simulator.tms_base_url, phrase_platform_base_url=simulator.platform_base_url,
             phrase_api_token=simulator.api_token, template_uid=simulator.config.templates[0]["uid"],

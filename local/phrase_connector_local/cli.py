@@ -10,10 +10,11 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from phrase_connector.config import PLUGIN_VARIANTS, PREVIEW_MODES
-from phrase_connector_local.runtime import REPO_ROOT
+from phrase_connector_local.runtime import REPO_ROOT, LocalRuntimeError
 
 
 def _port(text: str) -> int:
@@ -34,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", type=Path, default=REPO_ROOT / "examples",
                      help="folder of source files, read recursively (default: examples/)")
     run.add_argument("--locales", default="de,fr", help="comma-separated Phrase target locale codes (default: de,fr)")
-    run.add_argument("--out", type=Path, default=Path("out"),
-                     help="folder for the translations, as <locale>/<file>; replaced only when all are delivered")
+    run.add_argument("--out", type=Path, default=Path("out/run"),
+                     help="folder for the translations, as <locale>/<file>; replaced only when all are delivered "
+                          "(default: out/run)")
     run.add_argument("--webhook-port", type=_port, default=0, help="port of the local webhook endpoint (0: a free port)")
     run.add_argument("--simulator-port", type=_port, default=0, help="port of the Phrase TMS simulator (0: a free port)")
     run.add_argument("--step-seconds", type=float, default=0.4,
@@ -121,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if args.verbose else "ERROR")
+    if not args.verbose:
+        # moto logs every failed state at ERROR; the run reports failures itself.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+    # The local stack's functions log at this level; problems reach the user through the result table.
+    os.environ.setdefault("LOG_LEVEL", "INFO" if args.verbose else "ERROR")
+    # Powertools warns when an invocation adds no metric (the Await step adds none): not news to a user.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     if args.command in ("status", "replay", "reconcile"):
         return _operate(args)
     try:
@@ -139,10 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         if options.step_seconds <= 0:
             raise RunInputError(f"--step-seconds {options.step_seconds} must be greater than 0.")
+        if options.timeout_seconds <= 0:
+            raise RunInputError(f"--timeout {options.timeout_seconds} must be greater than 0 seconds.")
         result = run_localization(options)
     except (RunInputError, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except LocalRuntimeError as exc:
+        print(f"error: {exc} Raise --timeout, or see the flow with '.venv/bin/phrase-connector status'.",
+              file=sys.stderr)
+        return 1
 
     print()
     print(format_table(result))
@@ -153,12 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  reason: {reason}", file=sys.stderr)
         return 1
     calls = f", {result.phrase_calls} Phrase API calls" if result.phrase_calls is not None else ""
-    print(f"Delivered {len(result.rows)} translations in {result.seconds:.1f} s{calls}. Output: {options.output_dir}/")
-    print(f"Timeline: phrase-connector status {result.flow_id}")
+    count = len(result.rows)
+    print(f"Delivered {count} translation{'s' if count != 1 else ''} in {result.seconds:.1f} s{calls}. "
+          f"Output: {options.output_dir}/")
+    print(f"Timeline: .venv/bin/phrase-connector status {result.flow_id}")
     if result.preview_file_uid:
         print(f"Live preview package: file uid {result.preview_file_uid}, sent with every job.")
+    others = [v for v in ("canonical", "live-content", "continuous") if v != options.variant]
     print(f"Plugin variant: {options.variant}. Run another with "
-          "'phrase-connector run --variant live-content' or '--variant continuous'.")
+          f"'.venv/bin/phrase-connector run --variant {others[0]}' or '--variant {others[1]}'.")
     return 0
 
 

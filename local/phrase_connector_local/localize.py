@@ -112,7 +112,18 @@ def collect_sources(source_dir: Path) -> dict[str, bytes]:
     return files
 
 
-def check_output_dir(output_dir: Path) -> None:
+def check_output_dir(output_dir: Path, source_dir: Path | None = None) -> None:
+    """Reject an output folder that is a file, or that is, contains or sits inside the sources.
+
+    The output folder is replaced as a whole, so overlapping the source folder would delete sources.
+    """
+    if source_dir is not None:
+        out, source = output_dir.resolve(), source_dir.resolve()
+        if out == source or out in source.parents or source in out.parents:
+            raise RunInputError(
+                f"--out {str(output_dir)!r} overlaps --source {str(source_dir)!r}: the output folder is replaced "
+                "as a whole, so choose a folder outside the sources."
+            )
     if output_dir.exists() and not output_dir.is_dir():
         raise RunInputError(f"Output {str(output_dir)!r} exists and is not a folder: choose another --out.")
     parent = output_dir.resolve().parent
@@ -138,7 +149,7 @@ def run_localization(options: RunOptions, *, report: Callable[[str], None] = pri
 
     environment = variant_environment(options)
     files = collect_sources(options.source_dir)
-    check_output_dir(options.output_dir)
+    check_output_dir(options.output_dir, options.source_dir)
     started = time.monotonic()
 
     simulator = None
@@ -212,6 +223,7 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
     for item in uploaded:
         digest.update(f"{item['key']}@{item['etag']}".encode())
     digest.update(",".join(options.locales).encode())
+    digest.update(options.variant.encode())
     batch_id = f"local-{digest.hexdigest()[:16]}"
     start = runtime.send_event(runtime.content_ready_event(batch_id, uploaded, tuple(options.locales)))
     flow_id = start["flowId"]
@@ -236,8 +248,11 @@ def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, b
                 seen[key] = state
                 report(f"  {time.monotonic() - started:6.1f}s  {label:<40} {state}")
 
-    execution = runtime.wait_for_execution(flow_id, options.timeout_seconds, on_tick=show_progress)
-    _save_state(runtime, options.state_file)
+    try:
+        execution = runtime.wait_for_execution(flow_id, options.timeout_seconds, on_tick=show_progress)
+    finally:
+        # Saved on a timeout too, so `status` can show where the flow stopped.
+        _save_state(runtime, options.state_file)
     flow = store.get_flow(flow_id)
     parts = [p for p in store.list_job_parts(flow_id) if p.get("exportable")]
     result = RunResult(status=execution["status"], flow_id=flow_id, seconds=time.monotonic() - started,

@@ -39,6 +39,11 @@ REGION = "us-east-1"
 STACK = "phrase-connector-local"
 
 
+MOTO_DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan",
+                                 "batch_get_item", "batch_write_item", "transact_get_items",
+                                 "transact_write_items")
+
+
 class LocalRuntimeError(RuntimeError):
     """The local stack could not be created or driven."""
 
@@ -313,6 +318,7 @@ class LocalRuntime:
             return runtime._invoke(function_self.function_name, payload)
 
         self._patch(LambdaFunction, "_invoke_lambda", invoke_in_process)
+        self._serialize_moto_dynamodb()
 
         # Powertools prints each invocation's EMF metrics to stdout; keep them for tests and benchmarks.
         from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch
@@ -326,6 +332,27 @@ class LocalRuntime:
         scale = self.settings.retry_time_scale
         # Step Functions Retry intervals are real seconds in moto; scale them for local runs.
         self._patch(retrier_decl, "time", SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale)))
+
+    def _serialize_moto_dynamodb(self) -> None:
+        """Run moto's DynamoDB item operations one at a time, as DynamoDB applies each atomically.
+
+        moto 5.2 evaluates a ConditionExpression and writes without a lock, and a query can fail with
+        "dictionary changed size during iteration" while another thread writes. Handlers run in
+        threads here, so without this lock conditional writes could both pass.
+        """
+        from moto.dynamodb.models import DynamoDBBackend
+
+        lock = threading.RLock()
+
+        def locked(original: Any) -> Any:
+            def call(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                with lock:
+                    return original(backend, *args, **kwargs)
+
+            return call
+
+        for name in MOTO_DYNAMODB_ITEM_OPERATIONS:
+            self._patch(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
     def _invoke(self, function_name: str, event: dict[str, Any]) -> tuple[str, bool, str]:
         function = self.by_name.get(function_name)
@@ -650,7 +677,8 @@ class LocalRuntime:
                     on_tick()
                 return execution
             if time.monotonic() > deadline:
-                raise LocalRuntimeError(f"Execution {name} of flow {flow_id} still RUNNING after {timeout:.0f} s.")
+                where = f"Flow {flow_id}" if name == flow_id else f"Flow {flow_id} (execution {name})"
+                raise LocalRuntimeError(f"{where} still running after {timeout:g} s.")
             if on_tick:
                 on_tick()
             time.sleep(0.2)

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="factor applied to webhook and callback retry delays (default 1.0)")
     parser.add_argument("--fault-plan", default=None,
                         help="fault rules as a JSON list, or @FILE to read them from a file "
-                             "(kinds and fields: phrase_tms_simulator/faults.py)")
+                             "(kinds and fields: simulator/phrase_tms_simulator/faults.py)")
     parser.add_argument("--fault-seed", type=int, default=None,
                         help="seed of the fault rules' probability draws (default 0)")
     parser.add_argument("--enforce-rpm", type=int, default=None,
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  TMS base URL:      {simulator.tms_base_url}")
     print(f"  Platform base URL: {simulator.platform_base_url}")
     print(f"  API token:         {simulator.api_token}")
+    print("  Exchange it for an access token (POST {platform}/oauth/token, grant_type "
+          "urn:ietf:params:oauth:grant-type:token-exchange, subject_token=<API token>), then send "
+          "'Authorization: Bearer <access token>'.".replace("{platform}", simulator.platform_base_url))
     print("Press Ctrl-C to stop.", flush=True)
 
     stop = threading.Event()

@@ -70,3 +70,53 @@ def test_invalid_port_rejected(tmp_path, capsys, port):
         main(["run", "--webhook-port", port])
     assert caught.value.code == 2
     assert "invalid port" in capsys.readouterr().err
+
+
+def test_output_inside_source_rejected(tmp_path, capsys):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("Hello.\n")
+    code, err = _run(capsys, "--source", str(source), "--out", str(source / "out"))
+    assert code == 2
+    assert "overlaps --source" in err
+    assert (source / "a.txt").exists()
+
+
+def test_output_equal_to_source_rejected(tmp_path, capsys):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("Hello.\n")
+    code, err = _run(capsys, "--source", str(source), "--out", str(source))
+    assert code == 2
+    assert "overlaps --source" in err
+    assert (source / "a.txt").read_text() == "Hello.\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_non_positive_timeout_rejected(tmp_path, capsys, value):
+    code, err = _run(capsys, "--timeout", value, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert f"--timeout {float(value)}" in err
+
+
+def test_timeout_reports_one_line(tmp_path, capsys):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("Hello.\n")
+    code, err = _run(capsys, "--source", str(source), "--out", str(tmp_path / "out"), "--timeout", "0.5",
+                     "--step-seconds", "5")
+    assert code == 1
+    assert "still running after 0.5 s" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_file_fails_run(tmp_path, capsys):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("Hello.\n")
+    (source / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n0000")
+    code, err = _run(capsys, "--source", str(source), "--out", str(tmp_path / "out"), "--locales", "de")
+    assert code == 1
+    assert "does not support the format of content/logo.png" in err
+    assert not (tmp_path / "out").exists()

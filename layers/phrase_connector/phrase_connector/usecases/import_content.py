@@ -168,7 +168,7 @@ def create_file_jobs(services: Services, flow: dict[str, Any], index: int, sourc
                                               preview_package_file_uid=ensure_preview(services, flow))
     jobs = job_list.get("jobs") or []
     if job_list.get("unsupportedFiles"):
-        logger.error("Phrase does not support the file format",
+        logger.warning("Phrase does not support the file format",
                      extra={"correlationId": flow_id, "projectUid": project_uid, "fileName": file_name})
     logger.info("jobs created", extra={"correlationId": flow_id, "projectUid": project_uid,
                                        "fileName": file_name, "jobParts": len(jobs)})

@@ -151,7 +151,12 @@ def check_flow(services: Services, flow_id: str, *, wake_reason: str, attempt: i
 
     if action in ("succeed", "fail"):
         reasons = sorted({p.get("reason") for p in exportable if p.get("phase") == Phase.FAILED.value and p.get("reason")})
-        if not exportable:
+        # A file whose format Phrase does not support has no job parts at all: it fails the flow too.
+        unsupported = [f.get("key") for f in store.list_files(flow_id) if f.get("jobsCreatedAt") and not f.get("jobs")]
+        if unsupported:
+            action = "fail"
+            reasons += [f"Phrase does not support the format of {key}: convert it or leave it out" for key in unsupported]
+        if not exportable and not reasons:
             reasons = ["no job parts were created: check the file formats and the template's target languages"]
         store.update_flow(flow_id, status="SUCCEEDED" if action == "succeed" else "FAILED",
                           outcome=counts, failureReasons=reasons or None, finishedAt=time.time())
