@@ -25,6 +25,13 @@ def _parts(runtime, flow_id):
     return _store(runtime).list_job_parts(flow_id)
 
 
+def _all_parts(runtime, flow_id):
+    """Return the flow's job parts once both workflow levels are recorded, else an empty list."""
+    parts = _parts(runtime, flow_id)
+    levels = {p["workflowLevel"] for p in parts}
+    return parts if {1, 2} <= levels and any(p["exportable"] for p in parts) else []
+
+
 def _webhook(event_uid, job_uid, status, level=2, last=2):
     return {"event": "JOB_STATUS_CHANGED", "timestamp": 1_900_000_000, "eventUid": event_uid,
             "jobParts": [{"uid": job_uid, "status": status, "workflowLevel": level, "targetLang": "de",
@@ -65,7 +72,7 @@ def test_intake_rejects_malformed_body():
 def test_duplicate_event_uid_changes_state_once():
     with local_stack(webhooks=False, sim_config={"auto_progress": False}) as (runtime, _):
         flow_id = start_flow(runtime, TEXT)
-        parts = wait_until(lambda: _parts(runtime, flow_id))
+        parts = wait_until(lambda: _all_parts(runtime, flow_id))
         final = next(p for p in parts if p["exportable"])
         token = {"x-memsource-token": runtime.settings.webhook_token}
         body = _webhook("evt-dup", final["jobUid"], "ACCEPTED")
@@ -100,7 +107,7 @@ def test_webhook_for_unknown_job_is_acknowledged():
 def test_level_one_completion_starts_no_export():
     with local_stack(sim_config={"auto_progress": False}) as (runtime, simulator):
         flow_id = start_flow(runtime, TEXT)
-        parts = wait_until(lambda: _parts(runtime, flow_id))
+        parts = wait_until(lambda: _all_parts(runtime, flow_id))
         first = next(p for p in parts if p["workflowLevel"] == 1)
         final = next(p for p in parts if p["exportable"])
         wait_until(lambda: all(j["importStatus"] == "OK" for j in simulator.state_snapshot()["jobs"]))
@@ -144,7 +151,7 @@ def test_failure_status_ends_flow_with_reason(status, reason):
         events.put_targets(Rule="connector-events", Targets=[{"Id": "q", "Arn": queue_arn}])
 
         flow_id = start_flow(runtime, TEXT)
-        parts = wait_until(lambda: _parts(runtime, flow_id))
+        parts = wait_until(lambda: _all_parts(runtime, flow_id))
         first = next(p for p in parts if p["workflowLevel"] == 1)
         wait_until(lambda: all(j["importStatus"] == "OK" for j in simulator.state_snapshot()["jobs"]))
         simulator.set_job_status(first["jobUid"], status)
