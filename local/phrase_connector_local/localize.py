@@ -202,18 +202,27 @@ def run_localization(options: RunOptions, *, report: Callable[[str], None] = pri
 
 
 def _register_webhook(simulator: Any, runtime: Any) -> None:
+    """Register the local webhook endpoint with the simulator, as an admin does in Phrase."""
     import requests
 
     session = requests.Session()
-    token = session.post(f"{simulator.platform_base_url}/oauth/token", data={
+
+    def post(url: str, **kwargs: Any) -> requests.Response:
+        # A simulator with a fault plan may answer 429 or 5xx here too: retry a few times.
+        for attempt in range(8):
+            response = session.post(url, timeout=10, **kwargs)
+            if response.status_code != 429 and response.status_code < 500:
+                break
+            time.sleep(0.2 * (attempt + 1))
+        response.raise_for_status()
+        return response
+
+    token = post(f"{simulator.platform_base_url}/oauth/token", data={
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": simulator.api_token,
-    }, timeout=10).json()["access_token"]
-    response = session.post(f"{simulator.tms_base_url}/api2/v2/webhooks", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"},
-                            json={"url": runtime.webhook_url, "name": "phrase-connector local",
-                                  "events": ["JOB_STATUS_CHANGED", "JOB_CREATED"],
-                                  "secretToken": runtime.settings.webhook_token})
-    response.raise_for_status()
+    }).json()["access_token"]
+    post(f"{simulator.tms_base_url}/api2/v2/webhooks", headers={"Authorization": f"Bearer {token}"},
+         json={"url": runtime.webhook_url, "name": "phrase-connector local",
+               "events": ["JOB_STATUS_CHANGED", "JOB_CREATED"], "secretToken": runtime.settings.webhook_token})
 
 
 def _drive(runtime: Any, simulator: Any, options: RunOptions, files: dict[str, bytes],
