@@ -208,7 +208,7 @@ def _register_webhook(simulator: Any, runtime: Any) -> None:
     session = requests.Session()
 
     def post(url: str, **kwargs: Any) -> requests.Response:
-        # A simulator with a fault plan may answer 429 or 5xx here too: retry a few times.
+        # A simulator with a fault plan may return 429 or 5xx here too, so retry a few times.
         for attempt in range(8):
             response = session.post(url, timeout=10, **kwargs)
             if response.status_code != 429 and response.status_code < 500:

@@ -17,7 +17,7 @@ from phrase_connector_local.runtime import LocalRuntime, LocalSettings
 @contextlib.contextmanager
 def local_stack(*, sim_config: dict[str, Any] | None = None, locales=("de",), webhooks=True,
                 environment: dict[str, str] | None = None, **settings: Any) -> Iterator[tuple[Any, Any]]:
-    """Start a simulator and a local runtime pointed at it; register the webhook unless told not to."""
+    """Start a simulator and a local runtime pointed at it; register the webhook when `webhooks` is true."""
     from phrase_tms_simulator import PhraseSimulator, SimulatorConfig
 
     config = {"step_seconds": 0.2, "import_seconds": 0.1, "export_seconds": 0.1, **(sim_config or {})}

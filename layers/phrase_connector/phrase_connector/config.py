@@ -76,8 +76,8 @@ class ConnectorSettings:
     poll_min_seconds: int = 60
     poll_max_seconds: int = 3600
     export_poll_seconds: int = 10
-    # Each monitoring loop adds about 15 history events; a new execution takes over after this many
-    # loops, so one execution stays far below the 25,000-event limit of Step Functions.
+    # Each monitoring loop adds about 15 history events. A new execution takes over after this many
+    # loops, so one execution stays below the 25,000-event limit of Step Functions.
     max_loops_per_execution: int = 1000
     reassign_on_decline: bool = True
     max_reassignments: int = 2

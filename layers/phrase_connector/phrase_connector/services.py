@@ -1,6 +1,6 @@
 """Per-instance services for the use cases: settings, stores, AWS clients and the Phrase client.
 
-A Lambda instance builds this once and reuses it across invocations; only the Lambda context (for
+A Lambda instance builds this once and reuses it across invocations. Only the Lambda context (for
 the remaining time that caps Retry-After waits) is bound per invocation.
 """
 

@@ -204,11 +204,7 @@ class PhraseClient:
             f"/api2/v1/projects/{_segment(project_uid)}/jobs",
             endpoint=endpoint,
             body=content,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Disposition": content_disposition(filename),
-                "Memsource": memsource_header(fields, source_data=self._settings.source_data),
-            },
+            headers=self._upload_headers(filename, fields),
             expected=(201,),
         )
         return _json_object(response, f"POST {endpoint}")
@@ -504,14 +500,18 @@ class PhraseClient:
             f"/api2/v1/projects/{_segment(project_uid)}/jobs/source",
             endpoint=endpoint,
             body=content,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Disposition": content_disposition(filename),
-                "Memsource": memsource_header(fields, source_data=self._settings.source_data),
-            },
+            headers=self._upload_headers(filename, fields),
             expected=(200, 201, 202),
         )
         return _json_object(response, f"POST {endpoint}")
+
+    def _upload_headers(self, filename: str, fields: dict[str, Any]) -> dict[str, str]:
+        """Build the headers of a raw-body upload: file name and the `Memsource` JSON header."""
+        return {
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": content_disposition(filename),
+            "Memsource": memsource_header(fields, source_data=self._settings.source_data),
+        }
 
     def _get_json(
         self, path: str, *, endpoint: str, params: Mapping[str, Any] | None = None
